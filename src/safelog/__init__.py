@@ -1,0 +1,21 @@
+"""safelog: logging handlers that stay correct across threads and ``fork()``.
+
+Every handler here is a drop-in replacement for the standard one it names: it
+writes the same bytes, and a child forked at any instant, while any number of
+threads are logging, can log at once, with nothing written twice or torn.
+"""
+
+from __future__ import annotations
+
+from ._atfork import DEFAULT_FORK_TIMEOUT, get_fork_timeout, set_fork_timeout
+from ._handlers import FileHandler, StreamHandler
+from ._stream import DescriptorStream
+
+__all__ = [
+    "DEFAULT_FORK_TIMEOUT",
+    "DescriptorStream",
+    "FileHandler",
+    "StreamHandler",
+    "get_fork_timeout",
+    "set_fork_timeout",
+]

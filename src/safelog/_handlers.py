@@ -1,0 +1,180 @@
+"""Fork-safe drop-in replacements for ``logging.StreamHandler`` and
+``logging.FileHandler``.
+
+Outside of fork they behave, and write, exactly as the standard classes they
+subclass.  Across fork they add what the standard classes lack:
+
+* the handler lock is taken (within the shared fork timeout) before a fork, so
+  the child copies the handler in a consistent state, and the child gets a
+  fresh lock;
+* no record is ever pending in a Python buffer, so none is written twice;
+* a child never touches the io lock inside an inherited buffered stream, which
+  a parent thread may have held at the instant of fork (CPython gh-84579).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+from . import _atfork
+from ._stream import DescriptorStream
+
+if TYPE_CHECKING:
+    _StreamHandlerBase = logging.StreamHandler[TextIO]
+    _FileHandlerBase = logging.FileHandler
+else:
+    _StreamHandlerBase = logging.StreamHandler
+    _FileHandlerBase = logging.FileHandler
+
+__all__ = ["FileHandler", "StreamHandler"]
+
+
+class _ForkSafeHandler(logging.Handler):
+    """The fork steps shared by safelog's handlers (see ``_atfork``)."""
+
+    _lock_held_for_fork = False
+
+    def _register_for_fork(self) -> None:
+        _atfork.register(self)
+
+    def before_fork(self, deadline: float) -> None:
+        lock = self.lock
+        if lock is not None:
+            # Bounded: a thread stuck in a slow write must not block the fork.
+            timeout = max(0.0, deadline - time.monotonic())
+            self._lock_held_for_fork = lock.acquire(timeout=timeout)
+
+    def after_fork_in_parent(self) -> None:
+        if self._lock_held_for_fork:
+            self._lock_held_for_fork = False
+            assert self.lock is not None
+            self.lock.release()
+
+    def after_fork_in_child(self) -> None:
+        # Never reuse a lock that a thread which does not exist here may hold.
+        self.lock = threading.RLock()
+        self._lock_held_for_fork = False
+        self._start_afresh_in_child()
+
+    def _start_afresh_in_child(self) -> None:
+        """Drop whatever the child shares with the parent; called in the
+        child's single thread, before any other code runs there."""
+
+
+def _descriptor_of(stream: object) -> int | None:
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):  # UnsupportedOperation too
+        return None
+    return fd if isinstance(fd, int) else None
+
+
+def _stream_for_child(stream: object) -> DescriptorStream | None:
+    """The stream a forked child should write through instead of ``stream``,
+    or None to keep ``stream``.
+
+    The child's records go straight to the descriptor, never through an
+    inherited buffer: a vanished parent thread may hold its lock, and the
+    bytes pending in it are the parent's to write.
+    """
+    if stream is None or isinstance(stream, (DescriptorStream, io.StringIO)):
+        return None
+    fd = _descriptor_of(stream)
+    encoding = getattr(stream, "encoding", None)
+    if fd is None or not isinstance(encoding, str):
+        return None  # no descriptor, so no io lock or buffer to fear
+    errors = getattr(stream, "errors", None)
+    return DescriptorStream(
+        fd,
+        encoding=encoding,
+        errors=errors if isinstance(errors, str) else "strict",
+        name=getattr(stream, "name", None),
+        mode=getattr(stream, "mode", "w"),
+    )
+
+
+class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
+    """``logging.StreamHandler`` that a forked child can use at once.
+
+    Outside of fork it is the standard handler.  In a forked child, a stream
+    that has a file descriptor and an encoding (``sys.stderr``, a pipe, a file)
+    is replaced by a :class:`DescriptorStream` on the same descriptor, encoding
+    and errors: the child's records go straight to the descriptor, never
+    through the inherited buffer, whose lock a parent thread may have held at
+    fork and whose pending bytes belong to the parent.  The child's records keep
+    their order; relative to other text the child writes through the original
+    stream object (``print``), they may come earlier, since that text waits in
+    the stream's buffer.  A stream with no descriptor (``io.StringIO``) is kept
+    as it is.  On POSIX a stream opened with an explicit ``newline=`` other
+    than ``"\\n"`` gets ``"\\n"`` line ends in the child.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._register_for_fork()
+
+    def _start_afresh_in_child(self) -> None:
+        child_stream = _stream_for_child(self.stream)
+        if child_stream is not None:
+            self.stream = cast(TextIO, child_stream)
+
+
+class FileHandler(_ForkSafeHandler, _FileHandlerBase):
+    """``logging.FileHandler`` that writes each record in one ``os.write``.
+
+    Same signature, attributes and output bytes as the standard handler.  The
+    file is opened by ``open()`` exactly as the standard handler opens it (so
+    a bad path, mode or encoding fails the same way, at the same moment), then
+    only its descriptor is kept, set to append: ``stream`` is a
+    :class:`DescriptorStream`.  Each record reaches the file whole in one
+    write at its end, so a forked child never writes a parent's record again
+    and processes appending to one file never tear each other's records.
+    """
+
+    def __init__(
+        self,
+        filename: Any,
+        mode: str = "a",
+        encoding: str | None = None,
+        delay: bool = False,
+        errors: str | None = None,
+    ) -> None:
+        super().__init__(filename, mode, encoding, delay, errors)
+        self._register_for_fork()
+
+    def _start_afresh_in_child(self) -> None:
+        child_stream = _stream_for_child(self.stream)  # only after setStream()
+        if child_stream is not None:
+            self.stream = cast(io.TextIOWrapper, child_stream)
+
+    def _open(self) -> io.TextIOWrapper:
+        open_file = getattr(self, "_builtin_open", open)
+        text_file = open_file(
+            self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors
+        )
+        if not isinstance(text_file, io.TextIOWrapper):
+            return cast(io.TextIOWrapper, text_file)  # binary mode: as the stdlib
+        stream = DescriptorStream.from_text_file(text_file, self.mode)
+        _set_append(stream.fileno())
+        # Typed as the stdlib's stream; it is a text stream with the same API.
+        return cast(io.TextIOWrapper, stream)
+
+
+def _set_append(fd: int) -> None:
+    # O_APPEND: every write lands at the current end of the file, whoever else
+    # appends to it ("a" mode has it already; "w" truncated the file first).
+    if fcntl is None:
+        return  # Windows: one process per file, as with the stdlib
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if not flags & os.O_APPEND:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_APPEND)

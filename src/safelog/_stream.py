@@ -1,0 +1,128 @@
+"""A text stream with no buffer and no lock: each write is one ``os.write``.
+
+This is what safelog's handlers write through.  Because nothing is buffered in
+Python, a forked child inherits no pending bytes to write a second time, and
+because there is no io lock, a child cannot inherit one held by a vanished
+thread.  On a descriptor opened with ``O_APPEND``, the kernel places each
+write at the end of the file, so processes appending to one file never
+overwrite or tear each other's records.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+from typing import IO, Any
+
+
+class DescriptorStream(io.TextIOBase):
+    """Write text to a file descriptor, one whole ``os.write`` per call.
+
+    Not thread-safe on its own: the handler that owns it serialises writes
+    with its lock.  A partial write (a pipe, a signal) is continued until the
+    whole text is written, so concurrent writers to a pipe may interleave only
+    when a single record exceeds ``PIPE_BUF``.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        *,
+        encoding: str,
+        errors: str = "strict",
+        name: Any = None,
+        mode: str = "w",
+        owner: IO[Any] | None = None,
+        at_start: bool = False,
+    ) -> None:
+        """``owner`` is the file object that owns ``fd`` (closed with this
+        stream); without one, closing this stream leaves ``fd`` open.
+        ``at_start`` says that nothing was written to the file yet, so an
+        encoding with a byte order mark (utf-16, utf-8-sig) writes it first,
+        as ``open()`` does."""
+        super().__init__()
+        self._fd = fd
+        self._owner = owner
+        self._encoding = encoding
+        self._errors = errors
+        self.name = name
+        self.mode = mode
+        # Incremental, like TextIOWrapper's: a byte order mark is written once
+        # at the start of a file, never before every record.
+        self._encoder = codecs.getincrementalencoder(encoding)(errors)
+        if not at_start:
+            self._encoder.setstate(0)
+        # open() in text mode writes "\n" as os.linesep; so do we.
+        self._translate_newlines = os.linesep != "\n"
+
+    @classmethod
+    def from_text_file(cls, text_file: io.TextIOWrapper, mode: str) -> DescriptorStream:
+        """Take over the descriptor of a text file just returned by ``open()``,
+        dropping its buffer, with the encoding and errors it chose."""
+        encoding, name = text_file.encoding, text_file.name
+        errors = text_file.errors or "strict"
+        raw = text_file.detach().detach()  # type: ignore[attr-defined]
+        fd = raw.fileno()
+        return cls(
+            fd,
+            encoding=encoding,
+            errors=errors,
+            name=name,
+            mode=mode,
+            owner=raw,
+            at_start=os.lseek(fd, 0, os.SEEK_CUR) == 0,
+        )
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._encoding
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return self._errors
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, text: str) -> int:
+        """Encode ``text`` and write it whole; return ``len(text)``."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if self._translate_newlines:
+            text = text.replace("\n", os.linesep)
+        data = self._encoder.encode(text)
+        written = os.write(self._fd, data)
+        if written < len(data):
+            self._write_rest(memoryview(data)[written:])
+        return len(text)
+
+    def _write_rest(self, rest: memoryview) -> None:
+        while rest:
+            rest = rest[os.write(self._fd, rest) :]
+
+    def flush(self) -> None:
+        """Nothing to flush: every write went to the kernel already."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._owner is not None:
+                self._owner.close()
+        finally:
+            super().close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<safelog.DescriptorStream name={self.name!r} fd={self._fd} "
+            f"encoding={self._encoding!r}>"
+        )
