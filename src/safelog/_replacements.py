@@ -80,8 +80,7 @@ _BY_STDLIB_PATH = {replacement.stdlib_path: replacement for replacement in REPLA
 
 
 def class_path(cls: type) -> str:
-    """``module.QualName`` of ``cls``, with ``logging.handlers`` classes
-    named as users name them."""
+    """``module.QualName`` of ``cls``, e.g. ``logging.handlers.SysLogHandler``."""
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
