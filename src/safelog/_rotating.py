@@ -1,0 +1,434 @@
+"""Rotating file handlers that any number of processes may share.
+
+``logging.handlers.RotatingFileHandler`` and ``TimedRotatingFileHandler``
+assume one writer per file: when two processes roll over, each renames files
+the other still writes to, and records are lost or land far from where the
+schedule puts them.  The handlers here keep the standard ones' file names,
+schedule, ``namer``/``rotator`` hooks and ``backupCount``, and coordinate
+every process that writes the same file (forked children and independent
+processes alike) through an ``flock`` on a lock file beside the log,
+``<log>.lock``:
+
+* a rollover is decided and done only under the exclusive lock, after
+  checking the file now at the path, so one threshold crossing or one due
+  time gives exactly one rollover, whoever notices it first;
+* before each write, a writer compares the inode at the path with the one it
+  holds open and reopens when another process rolled over, so no record goes
+  to a rotated-away file;
+* each record is written in one ``os.write`` on an ``O_APPEND`` descriptor
+  while the writer holds the lock (shared for the timed handler, exclusive
+  for the size one, whose check and write must not be separated), so it
+  lands whole, once, in the file its rollover check was made against.
+
+Each process opens the lock file itself: an ``flock`` belongs to an open file
+description, which a forked child shares with its parent, so an inherited
+descriptor would let both hold "the" lock at once.  Where ``fcntl`` does not
+exist (Windows) there is no lock, and the handlers have the standard ones'
+single-process behaviour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.handlers
+import os
+import stat
+import time
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: one process per file, as with the stdlib
+    fcntl = None  # type: ignore[assignment]
+
+from ._handlers import FileHandler
+
+__all__ = ["LOCK_FILE_SUFFIX", "RotatingFileHandler", "TimedRotatingFileHandler"]
+
+LOCK_FILE_SUFFIX = ".lock"
+"""The lock file of ``app.log`` is ``app.log.lock``, in the same directory."""
+
+# Room for the schedule note (two integers, a time stamp and a short key).
+_NOTE_SIZE = 512
+
+
+class _InterProcessLock:
+    """An ``flock`` on one lock file, opened by, and only used in, the
+    process that holds this object.  Not thread-safe: the handler lock
+    serialises its users."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.held = False
+        self.exclusive = False
+        self._fd: int | None = None
+        self._owner_pid = 0
+
+    def acquire(self, *, exclusive: bool) -> None:
+        """Take the lock, or convert the one held.  flock converts by
+        unlocking first, so after a conversion anything may have changed."""
+        if fcntl is not None:
+            fcntl.flock(
+                self._descriptor(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            )
+        self.held, self.exclusive = True, exclusive
+
+    def release(self) -> None:
+        if self.held and self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.held = self.exclusive = False
+
+    def read_note(self) -> str:
+        """The text stored in the lock file (read under the lock)."""
+        if fcntl is None:
+            return ""
+        return os.pread(self._descriptor(), _NOTE_SIZE, 0).decode("ascii", "replace")
+
+    def write_note(self, note: str) -> None:
+        """Replace the text stored in the lock file (under the exclusive
+        lock)."""
+        if fcntl is None:
+            return
+        data = note.encode("ascii")
+        if len(data) > _NOTE_SIZE:
+            raise ValueError(f"note must be at most {_NOTE_SIZE} bytes, got {note!r}")
+        fd = self._descriptor()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._owner_pid != os.getpid():
+            # A descriptor from the parent (a fork that bypassed the at-fork
+            # hooks) is dropped, never unlocked: unlocking it would release
+            # the parent's lock.
+            self.forget_inherited()
+            # os.open descriptors are not inherited across exec.
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            self._owner_pid = os.getpid()
+        return self._fd
+
+    def forget_inherited(self) -> None:
+        """In a forked child: close the parent's descriptor without
+        unlocking it (the parent may hold the lock through it)."""
+        fd, self._fd = self._fd, None
+        self.held = self.exclusive = False
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def close(self) -> None:
+        if self._owner_pid != os.getpid():
+            self.forget_inherited()
+            return
+        self.release()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+class _SharedRotation(FileHandler):
+    """What both rotating handlers add to ``safelog.FileHandler``: the lock
+    file, following the file at the path, and a locked ``doRollover``."""
+
+    baseFilename: str
+    terminator: str
+    _file_lock: _InterProcessLock
+    # (st_dev, st_ino) of the file that self.stream writes to.
+    _open_file: tuple[int, int] | None = None
+
+    def _share_with_other_processes(self) -> None:
+        self._file_lock = _InterProcessLock(self.baseFilename + LOCK_FILE_SUFFIX)
+        self._register_for_fork()
+
+    def _open(self) -> Any:
+        stream = super()._open()
+        opened = os.fstat(stream.fileno())
+        self._open_file = (opened.st_dev, opened.st_ino)
+        return stream
+
+    def _follow_path(self) -> os.stat_result:
+        """Make ``self.stream`` write to the file now at the path, opening
+        it if needed, and return that file's status."""
+        if fcntl is not None and self.stream is not None:
+            try:
+                at_path: os.stat_result | None = os.stat(self.baseFilename)
+            except FileNotFoundError:
+                at_path = None
+            if at_path is not None and self._open_file == (
+                at_path.st_dev,
+                at_path.st_ino,
+            ):
+                return at_path
+            # Another process rolled over, or the file was moved or deleted.
+            self._close_stream()
+        if self.stream is None:
+            self.stream = self._open()
+        return os.fstat(self.stream.fileno())
+
+    def _close_stream(self) -> None:
+        stream, self.stream = self.stream, None
+        self._open_file = None
+        if stream is not None:
+            stream.close()
+
+    def _write(self, text: str) -> None:
+        # One os.write per record: text and terminator together.
+        if self.stream is None:
+            self.stream = self._open()
+        self.stream.write(text + self.terminator)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record, rolling over first if it is due (see the
+        class).  Never raises: errors go to ``handleError``, as in the
+        standard handlers."""
+        try:
+            self._emit_text(self.format(record))
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _emit_text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def doRollover(self) -> None:
+        """Roll over now, as the standard handler does, under the handler
+        lock and the exclusive inter-process lock."""
+        if self._file_lock.exclusive:  # from emit, which holds both
+            self._roll_over()
+            return
+        assert self.lock is not None
+        with self.lock:
+            self._file_lock.acquire(exclusive=True)
+            try:
+                self._roll_over()
+            finally:
+                self._file_lock.release()
+
+    def _roll_over(self) -> None:
+        super().doRollover()  # type: ignore[misc]
+
+    def _start_afresh_in_child(self) -> None:
+        super()._start_afresh_in_child()
+        self._file_lock.forget_inherited()
+
+    def close(self) -> None:
+        """Close the file and this process's lock file descriptor."""
+        try:
+            super().close()
+        finally:
+            lock = getattr(self, "_file_lock", None)
+            if lock is not None:
+                lock.close()
+
+
+def _is_regular(status: os.stat_result) -> bool:
+    return stat.S_ISREG(status.st_mode)
+
+
+class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler):
+    """``logging.handlers.RotatingFileHandler`` that any number of processes
+    may share.
+
+    Same signature, file names (``app.log.1`` ... ``app.log.<backupCount>``),
+    ``namer``/``rotator`` hooks and output bytes as the standard handler.  The
+    rule is the standard one: before a record is written, the file rolls over
+    when it is not empty and its size plus the length of the formatted record
+    and a newline (in characters, as the standard handler measures it)
+    reaches ``maxBytes``.  As in Python 3.13 (gh-116263), an empty file never
+    rolls over; older standard handlers roll an empty file over when one
+    record alone reaches ``maxBytes``.
+
+    With ``maxBytes > 0``, each record is checked and written under an
+    exclusive ``flock`` on ``<log>.lock``, against the file now at the path
+    (reopened if another process rolled over), so across processes every
+    file but the current one ends exactly where the next record would have
+    reached ``maxBytes``, and each record is in exactly one file, whole.
+    That costs two ``flock`` calls and one ``stat`` per record; the write
+    itself is one ``os.write``.  With ``maxBytes == 0`` the handler never
+    rolls over and takes no lock.
+
+    Thread-safe and fork-safe as ``safelog.FileHandler``; a forked child
+    opens its own lock descriptor.  Where ``fcntl`` is missing (Windows) there
+    is no lock: one process per file, as with the standard handler.
+    """
+
+    def __init__(
+        self,
+        filename: Any,
+        mode: str = "a",
+        maxBytes: int = 0,
+        backupCount: int = 0,
+        encoding: str | None = None,
+        delay: bool = False,
+        errors: str | None = None,
+    ) -> None:
+        logging.handlers.RotatingFileHandler.__init__(
+            self, filename, mode, maxBytes, backupCount, encoding, delay, errors
+        )
+        self._share_with_other_processes()
+
+    def _rollover_due(self, status: os.stat_result, length: int) -> bool:
+        size = status.st_size
+        return (
+            self.maxBytes > 0
+            and size > 0  # never roll an empty file over (gh-116263)
+            and size + length >= self.maxBytes
+            and _is_regular(status)  # never /dev/null and the like (bpo-45401)
+        )
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        """Whether writing ``record`` now to this process's file would roll
+        it over (a snapshot: ``emit`` decides again under the lock)."""
+        if self.stream is None:
+            self.stream = self._open()
+        status = os.fstat(self.stream.fileno())
+        return self._rollover_due(status, len(self.format(record)) + 1)
+
+    def _emit_text(self, text: str) -> None:
+        if self.maxBytes <= 0:
+            self._write(text)
+            return
+        lock = self._file_lock
+        # Exclusive for check and write together: two writers that both saw
+        # room for their record could otherwise push the file past maxBytes.
+        lock.acquire(exclusive=True)
+        try:
+            if self._rollover_due(self._follow_path(), len(text) + 1):
+                self.doRollover()
+                self._follow_path()  # opens the new file, even with delay
+            self._write(text)
+        finally:
+            lock.release()
+
+
+class TimedRotatingFileHandler(
+    _SharedRotation, logging.handlers.TimedRotatingFileHandler
+):
+    """``logging.handlers.TimedRotatingFileHandler`` that any number of
+    processes may share.
+
+    Same signature, backup names, ``namer``/``rotator`` hooks, deletion of old
+    backups and output bytes as the standard handler; one process alone rolls
+    over at the standard handler's times.  Across processes the schedule is
+    shared: the process that rolls over stores the next rollover time in the
+    lock file, with the identity of the new file, and every process that
+    opens that file adopts it, so the first process to log at or after the
+    due time rolls over, exactly once, and the others reopen.  A file that no
+    safelog process has a schedule for gets the standard one (from the file's
+    modification time, or the creation time of the handler for the first
+    file it opens), stored for the others.  A schedule stored by an earlier
+    run stays valid while its file is the current one.
+
+    Each record is written under a shared ``flock`` (writers never wait for
+    each other, only for a rollover), after checking that the file at the
+    path is the one open.  With ``delay=True`` the new file is created at
+    rollover, not at the next record, so that its schedule can be stored.
+    Thread-safe and fork-safe as ``safelog.FileHandler``.  Where ``fcntl`` is
+    missing (Windows) there is no lock: one process per file.
+    """
+
+    def __init__(
+        self,
+        filename: Any,
+        when: str = "h",
+        interval: int = 1,
+        backupCount: int = 0,
+        encoding: str | None = None,
+        delay: bool = False,
+        utc: bool = False,
+        atTime: Any = None,
+        errors: str | None = None,
+    ) -> None:
+        logging.handlers.TimedRotatingFileHandler.__init__(
+            self,
+            filename,
+            when,
+            interval,
+            backupCount,
+            encoding,
+            delay,
+            utc,
+            atTime,
+            errors,
+        )
+        # The file whose schedule self.rolloverAt is, agreed with the others.
+        self._schedule_of: tuple[int, int] | None = None
+        self._schedule_from_init = True
+        self._share_with_other_processes()
+
+    def _schedule_key(self) -> str:
+        # Handlers configured differently must not adopt each other's times.
+        at_time = "-" if self.atTime is None else self.atTime.isoformat()
+        return f"{self.when}/{self.interval}/{int(self.utc)}/{at_time}"
+
+    def _adopt_schedule(self) -> bool:
+        """Adopt the stored schedule if it is for the open file; under the
+        lock (shared is enough)."""
+        if fcntl is None:
+            self._schedule_of = self._open_file
+            return True
+        fields = self._file_lock.read_note().split()
+        if len(fields) == 4 and fields[3] == self._schedule_key():
+            with contextlib.suppress(ValueError):
+                noted_file = (int(fields[0]), int(fields[1]))
+                if noted_file == self._open_file:
+                    self.rolloverAt = int(fields[2])
+                    self._schedule_of = noted_file
+                    return True
+        return False
+
+    def _store_schedule(self) -> None:
+        """Store self.rolloverAt as the open file's schedule; under the
+        exclusive lock."""
+        assert self._open_file is not None
+        dev, ino = self._open_file
+        self._file_lock.write_note(
+            f"{dev} {ino} {self.rolloverAt} {self._schedule_key()}\n"
+        )
+        self._schedule_of = self._open_file
+        self._schedule_from_init = False
+
+    def _settle_schedule(self, status: os.stat_result) -> None:
+        """Agree on the open file's schedule; under the exclusive lock."""
+        if self._schedule_of == self._open_file or self._adopt_schedule():
+            return
+        if not self._schedule_from_init:
+            # As a process starting now would: from the modification time.
+            self.rolloverAt = self.computeRollover(int(status.st_mtime))
+        self._store_schedule()
+
+    def _emit_text(self, text: str) -> None:
+        lock = self._file_lock
+        lock.acquire(exclusive=False)
+        try:
+            status = self._follow_path()
+            agreed = self._schedule_of == self._open_file or self._adopt_schedule()
+            if not agreed or int(time.time()) >= self.rolloverAt:
+                # flock converts by unlocking first: look again.
+                lock.acquire(exclusive=True)
+                status = self._follow_path()
+                self._settle_schedule(status)
+                now = int(time.time())
+                if now >= self.rolloverAt:
+                    if _is_regular(status):
+                        self.doRollover()
+                        self._follow_path()
+                    else:  # never /dev/null and the like (gh-89564)
+                        self.rolloverAt = self.computeRollover(now)
+            self._write(text)
+        finally:
+            lock.release()
+
+    def _roll_over(self) -> None:
+        due_at = self.rolloverAt
+        super()._roll_over()
+        if self.rolloverAt == due_at:
+            # Python 3.13 returns early when the backup name exists already,
+            # leaving the time due; move on, or every record would retry.
+            self.rolloverAt = self.computeRollover(int(time.time()))
+        if self.stream is None:  # delay=True: create it now, for its schedule
+            self.stream = self._open()
+        if fcntl is not None:
+            self._store_schedule()

@@ -1,0 +1,39 @@
+"""A fork-safe drop-in replacement for ``logging.handlers.WatchedFileHandler``."""
+
+from __future__ import annotations
+
+import logging.handlers
+from typing import Any
+
+from ._handlers import FileHandler
+
+__all__ = ["WatchedFileHandler"]
+
+
+class WatchedFileHandler(FileHandler, logging.handlers.WatchedFileHandler):
+    """``logging.handlers.WatchedFileHandler`` with safelog's fork guarantees.
+
+    Before each record it checks the device and inode at the path, as the
+    standard handler does, and reopens when the file was moved or deleted
+    (logrotate, newsyslog).  It writes like ``safelog.FileHandler``: each
+    record in one ``os.write`` on an ``O_APPEND`` descriptor, with no buffer,
+    so a child forked at any instant can log at once, never writes a parent's
+    record again, and processes sharing the file never tear each other's
+    records.  Each process reopens on its own next record; a record written
+    between the move and that check goes to the moved file, whole (as with
+    the standard handler), so rotate with ``delaycompress`` or ``create``
+    rather than compressing at once.
+    """
+
+    def __init__(
+        self,
+        filename: Any,
+        mode: str = "a",
+        encoding: str | None = None,
+        delay: bool = False,
+        errors: str | None = None,
+    ) -> None:
+        logging.handlers.WatchedFileHandler.__init__(
+            self, filename, mode, encoding, delay, errors
+        )
+        self._register_for_fork()
