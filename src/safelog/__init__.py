@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from ._atfork import DEFAULT_FORK_TIMEOUT, get_fork_timeout, set_fork_timeout
 from ._handlers import FileHandler, StreamHandler
+from ._network import DatagramHandler, SocketHandler, SysLogHandler
 from ._stream import DescriptorStream
 
 __all__ = [
     "DEFAULT_FORK_TIMEOUT",
+    "DatagramHandler",
     "DescriptorStream",
     "FileHandler",
+    "SocketHandler",
     "StreamHandler",
+    "SysLogHandler",
     "get_fork_timeout",
     "set_fork_timeout",
 ]
