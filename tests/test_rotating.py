@@ -1,0 +1,519 @@
+"""safelog.RotatingFileHandler and safelog.TimedRotatingFileHandler: drop-in
+for the standard classes, and correct when many processes share one file.
+
+A *threshold crossing* is a record that, when it is about to be appended,
+finds the current file not empty and without room: its size plus the
+record's length (with the newline) reaches ``maxBytes``.  The standard rule
+rolls over exactly there, before writing that record.  So replaying every
+record, in file order, through that rule must reproduce exactly the files on
+disk; the multi-process tests check this, and that each record is in exactly
+one file, whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import logging.handlers
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import safelog
+from scenario import run_ok
+
+FORMAT = logging.Formatter("%(levelname)s %(name)s %(message)s")
+
+
+def file_contents(directory: Path) -> dict[str, bytes]:
+    """Every log file in ``directory`` (the lock file left out), by name."""
+    return {
+        path.name: path.read_bytes()
+        for path in sorted(directory.iterdir())
+        if not path.name.endswith(safelog._rotating.LOCK_FILE_SUFFIX)
+    }
+
+
+def log_through(handler: logging.Handler, messages: list[str]) -> None:
+    """Log ``messages`` through ``handler`` alone, then close it."""
+    handler.setFormatter(FORMAT)
+    logger = logging.Logger("app")
+    logger.addHandler(handler)
+    for message in messages:
+        logger.warning(message)
+    handler.close()
+
+
+def same_as_stdlib(
+    tmp_path: Path,
+    make: Callable[[type[logging.handlers.RotatingFileHandler], str], logging.Handler],
+    messages: list[str],
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The files written by the standard class and by safelog's, given the
+    same constructor arguments and messages."""
+    results = []
+    for cls in (logging.handlers.RotatingFileHandler, safelog.RotatingFileHandler):
+        directory = tmp_path / cls.__module__
+        directory.mkdir()
+        log_through(make(cls, str(directory / "app.log")), messages)
+        results.append(file_contents(directory))
+    return results[0], results[1]
+
+
+MESSAGES = [f"record {number} " + "é" * (number % 9) for number in range(300)]
+
+
+def test_same_file_names_and_bytes_as_stdlib(tmp_path: Path) -> None:
+    """Size rollovers give the standard file names and bytes, non-ASCII text
+    included (length counted in characters, as the standard handler does)."""
+    expected, actual = same_as_stdlib(
+        tmp_path,
+        lambda cls, name: cls(name, maxBytes=700, backupCount=4, encoding="utf-8"),
+        MESSAGES,
+    )
+    assert ["app.log", "app.log.1", "app.log.2", "app.log.3", "app.log.4"] == list(
+        actual
+    )
+    assert expected == actual
+
+
+def test_namer_and_rotator_as_stdlib(tmp_path: Path) -> None:
+    """namer and rotator are called as the standard handler calls them."""
+
+    def make(cls: type[logging.handlers.RotatingFileHandler], name: str) -> Any:
+        handler = cls(name, maxBytes=500, backupCount=3)
+        handler.namer = lambda default: default.replace(".log.", "-") + ".txt"
+
+        def rotator(source: str, dest: str) -> None:
+            with open(source, "rb") as old, open(dest, "wb") as new:
+                new.write(old.read().upper())
+            os.remove(source)
+
+        handler.rotator = rotator
+        return handler
+
+    expected, actual = same_as_stdlib(tmp_path, make, MESSAGES[:100])
+    assert ["app-1.txt", "app-2.txt", "app-3.txt", "app.log"] == list(actual)
+    assert expected == actual
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"maxBytes": 600, "backupCount": 0},
+        {"maxBytes": 0, "backupCount": 3},
+        {"maxBytes": 0, "backupCount": 3, "mode": "w"},
+        {"maxBytes": 600, "backupCount": 2, "delay": True},
+        {"maxBytes": 600, "backupCount": 2, "mode": "w"},
+    ],
+    ids=["no-backups", "no-limit", "no-limit-truncate", "delay", "w-forced-to-a"],
+)
+def test_options_as_stdlib(tmp_path: Path, options: dict[str, Any]) -> None:
+    """backupCount=0, maxBytes=0, mode and delay behave as in the standard
+    handler, on a file that already holds records."""
+    for cls in ("logging", "safelog"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "app.log").write_text("from an earlier run\n" * 10)
+    expected, actual = same_as_stdlib(
+        tmp_path, lambda cls, name: cls(name, **options), MESSAGES[:80]
+    )
+    assert expected == actual
+
+
+def test_delay_creates_no_file_before_the_first_record(tmp_path: Path) -> None:
+    """With delay=True, no log file exists until the first record."""
+    handler = safelog.RotatingFileHandler(
+        tmp_path / "app.log", maxBytes=100, delay=True
+    )
+    assert [] == [path.name for path in tmp_path.iterdir()]
+    log_through(handler, ["one"])
+    assert b"WARNING app one\n" == (tmp_path / "app.log").read_bytes()
+
+
+def test_manual_do_rollover_as_stdlib(tmp_path: Path) -> None:
+    """Calling doRollover() directly rolls over as the standard handler."""
+
+    def make(cls: type[logging.handlers.RotatingFileHandler], name: str) -> Any:
+        handler = cls(name, maxBytes=10_000, backupCount=2)
+        handler.setFormatter(FORMAT)
+        handler.emit(logging.makeLogRecord({"msg": "before", "name": "app"}))
+        handler.doRollover()
+        return handler
+
+    expected, actual = same_as_stdlib(tmp_path, make, ["after"])
+    assert {"app.log": b"WARNING app after\n"} == {
+        name: data for name, data in actual.items() if name == "app.log"
+    }
+    assert expected == actual
+
+
+def test_should_rollover_as_stdlib(tmp_path: Path) -> None:
+    """shouldRollover() answers as the standard handler for the same file."""
+    record = logging.makeLogRecord({"msg": "x" * 40})
+    answers = []
+    for cls in (logging.handlers.RotatingFileHandler, safelog.RotatingFileHandler):
+        path = tmp_path / f"{cls.__module__}.log"
+        path.write_text("y" * 50)
+        handler = cls(path, maxBytes=91)
+        answers.append([bool(handler.shouldRollover(record))])
+        handler.maxBytes = 92
+        answers[-1].append(bool(handler.shouldRollover(record)))
+        handler.close()
+    assert [True, False] == answers[1]
+    assert answers[0] == answers[1]
+
+
+def test_an_empty_file_never_rolls_over(tmp_path: Path) -> None:
+    """A record longer than maxBytes goes to the empty file, as in Python 3.13
+    (gh-116263): no empty backup is made."""
+    log_through(
+        safelog.RotatingFileHandler(tmp_path / "app.log", maxBytes=10, backupCount=3),
+        ["a record longer than maxBytes", "another"],
+    )
+    expected = {
+        "app.log": b"WARNING app another\n",
+        "app.log.1": b"WARNING app a record longer than maxBytes\n",
+    }
+    assert expected == file_contents(tmp_path)
+
+
+def test_a_non_regular_file_never_rolls_over(tmp_path: Path) -> None:
+    """A handler on /dev/null never tries to rename it (bpo-45401)."""
+    handler = safelog.RotatingFileHandler(os.devnull, maxBytes=1, backupCount=1)
+    log_through(handler, ["one", "two"])
+    assert os.path.exists(os.devnull)
+
+
+def test_a_writer_follows_another_handlers_rollover(tmp_path: Path) -> None:
+    """After another handler on the same file (as another process would)
+    rolled over, a writer's next record goes to the new file."""
+    first = safelog.RotatingFileHandler(
+        tmp_path / "app.log", maxBytes=60, backupCount=5
+    )
+    second = safelog.RotatingFileHandler(
+        tmp_path / "app.log", maxBytes=60, backupCount=5
+    )
+    for handler in (first, second):
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    first.emit(logging.makeLogRecord({"msg": "a" * 30}))
+    first.emit(logging.makeLogRecord({"msg": "b" * 30}))  # rolls over
+    second.emit(logging.makeLogRecord({"msg": "c" * 10}))
+    first.close()
+    second.close()
+    expected = {
+        "app.log": ("b" * 30 + "\n" + "c" * 10 + "\n").encode(),
+        "app.log.1": ("a" * 30 + "\n").encode(),
+    }
+    assert expected == file_contents(tmp_path)
+
+
+def test_a_writer_recreates_a_deleted_file(tmp_path: Path) -> None:
+    """When the log file is deleted, the next record creates it again."""
+    handler = safelog.RotatingFileHandler(tmp_path / "app.log", maxBytes=1000)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.emit(logging.makeLogRecord({"msg": "one"}))
+    os.remove(tmp_path / "app.log")
+    handler.emit(logging.makeLogRecord({"msg": "two"}))
+    handler.close()
+    assert {"app.log": b"two\n"} == file_contents(tmp_path)
+
+
+def test_lock_file_beside_the_log(tmp_path: Path) -> None:
+    """The inter-process lock is taken on <log>.lock in the log's directory."""
+    log_through(safelog.RotatingFileHandler(tmp_path / "app.log", maxBytes=100), ["x"])
+    assert ["app.log", "app.log.lock"] == sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_an_inherited_lock_descriptor_is_no_lock(tmp_path: Path) -> None:
+    """Hazard: a forked child that locked through the descriptor it inherited
+    would "get" the lock its parent holds; safelog's child opens its own
+    descriptor, and waits."""
+    run_ok(
+        f"""
+        import fcntl, logging, os, safelog
+        handler = safelog.RotatingFileHandler({str(tmp_path / "app.log")!r},
+                                              maxBytes=1000)
+        handler.emit(logging.makeLogRecord({{"msg": "opens the lock file"}}))
+        # A second descriptor on the parent's open file description: what a
+        # child that kept its inherited descriptor would lock through.
+        inherited = os.dup(handler._file_lock._descriptor())
+        fcntl.flock(inherited, fcntl.LOCK_EX)  # the parent holds the lock
+        pid = os.fork()
+        if pid == 0:
+            try:
+                fcntl.flock(inherited, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shared = True  # no exclusion at all
+            except BlockingIOError:
+                shared = False
+            try:
+                fcntl.flock(handler._file_lock._descriptor(),
+                            fcntl.LOCK_EX | fcntl.LOCK_NB)
+                excluded = False
+            except BlockingIOError:
+                excluded = True
+            os._exit(0 if (shared, excluded) == (True, True) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert 0 == status, status
+        """,
+        timeout=30,
+    )
+
+
+# --- many processes, one file ---------------------------------------------------
+
+WRITER = r"""
+import logging, logging.handlers, os, select, subprocess, sys, time
+import safelog
+
+def record(writer, seq):
+    # Lengths vary with seq, so a torn record can be told from a whole one.
+    return f"<{writer:02d}:{seq:07d}:{'x' * (seq * 7 % 23)}>"
+
+def make_handler(kind, path, max_bytes, backups):
+    cls = {"safelog": safelog.RotatingFileHandler,
+           "stdlib": logging.handlers.RotatingFileHandler}[kind]
+    handler = cls(path, maxBytes=max_bytes, backupCount=backups)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("torture")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return logger
+
+def write(logger, writer, first, count):
+    for seq in range(first, count):
+        logger.info("%s", record(writer, seq))
+
+role, kind, path = sys.argv[1:4]
+max_bytes, backups, count = map(int, sys.argv[4:7])
+if role == "worker":  # an independent process with the same configuration
+    writer = int(sys.argv[7])
+    logger = make_handler(kind, path, max_bytes, backups)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    write(logger, writer, 0, count)
+    sys.exit(0)
+
+forked, independent = map(int, sys.argv[7:9])
+logger = make_handler(kind, path, max_bytes, backups)
+write(logger, 0, 0, 1)  # opens the file (and the lock file) before forking
+workers = [
+    subprocess.Popen([sys.executable, sys.argv[0], "worker", kind, path,
+                      *sys.argv[4:7], str(1 + forked + n)],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for n in range(independent)
+]
+for worker in workers:
+    assert worker.stdout.readline() == "ready\n"
+go_read, go_write = os.pipe()
+children = []
+for n in range(forked):
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_write)
+        os.read(go_read, 1)  # returns at end of file: go
+        write(logger, 1 + n, 0, count)
+        os._exit(0)
+    children.append(pid)
+os.close(go_write)
+for worker in workers:
+    worker.stdin.write("go\n")
+    worker.stdin.flush()
+start = time.perf_counter()
+write(logger, 0, 1, count)
+for pid in children:
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, status
+for worker in workers:
+    assert worker.wait() == 0
+print(f"seconds {time.perf_counter() - start:.2f}")
+"""
+
+RECORD = re.compile(rb"<(\d\d):(\d{7}):(x*)>\n")
+
+
+@dataclasses.dataclass
+class Tally:
+    """What a multi-process run left on disk, against what was logged."""
+
+    lost: int
+    duplicated: int
+    torn: int
+    rollovers: int
+    crossings: int
+    misplaced_boundaries: int
+    max_file_size: int
+
+    def correct(self) -> dict[str, int]:
+        """The fields that must all be 0 when rotation is correct, with the
+        difference between rollovers and crossings."""
+        return {
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "torn": self.torn,
+            "rollovers - crossings": self.rollovers - self.crossings,
+            "misplaced boundaries": self.misplaced_boundaries,
+        }
+
+
+def tally(directory: Path, writers: int, count: int, max_bytes: int) -> Tally:
+    """Count lost, duplicated and torn records, rollovers (backups on disk),
+    and threshold crossings found by replaying the records in file order."""
+    backups = sorted(
+        (
+            int(path.name.rsplit(".", 1)[1])
+            for path in directory.glob("app.log.*")
+            if path.name.rsplit(".", 1)[1].isdigit()
+        ),
+        reverse=True,
+    )
+    files = [directory / f"app.log.{number}" for number in backups]
+    files.append(directory / "app.log")
+    seen: Counter[tuple[int, int]] = Counter()
+    torn = crossings = misplaced = size = max_size = 0
+    for position, path in enumerate(files):
+        data = path.read_bytes() if path.exists() else b""
+        max_size = max(max_size, len(data))
+        lines = data.splitlines(keepends=True)
+        for number, line in enumerate(lines):
+            match = RECORD.fullmatch(line)
+            whole = match and len(match[3]) == int(match[2]) * 7 % 23
+            if not whole:
+                torn += 1
+            else:
+                seen[int(match[1]), int(match[2])] += 1
+            # The standard rule, replayed: a crossing starts a new file.
+            crossing = size > 0 and size + len(line) >= max_bytes
+            crossings += crossing
+            if crossing != (number == 0 and position > 0):
+                misplaced += 1
+            size = len(line) if crossing else size + len(line)
+    expected = {(writer, seq) for writer in range(writers) for seq in range(count)}
+    return Tally(
+        lost=len(expected - set(seen)),
+        duplicated=sum(times - 1 for times in seen.values()),
+        torn=torn,
+        rollovers=len(backups),
+        crossings=crossings,
+        misplaced_boundaries=misplaced,
+        max_file_size=max_size,
+    )
+
+
+def run_writers(
+    tmp_path: Path,
+    kind: str,
+    *,
+    forked: int,
+    independent: int,
+    records: int,
+    max_bytes: int,
+    timeout: float,
+) -> Tally:
+    """Run 1 + forked + independent processes logging ``records`` records in
+    all to one file through ``kind``'s RotatingFileHandler; tally the files."""
+    writers = 1 + forked + independent
+    count = records // writers
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    logs = tmp_path / kind
+    logs.mkdir()
+    # Enough backups to keep every file: a deleted backup would hide losses.
+    backups = 4 * records * 40 // max_bytes + 10
+    argv = [str(script), "main", kind, str(logs / "app.log")]
+    argv += [str(n) for n in (max_bytes, backups, count, forked, independent)]
+    outcome = run_ok(
+        f"""
+        import runpy, sys
+        sys.argv = {argv!r}
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        """,
+        timeout=timeout,
+    )
+    result = tally(logs, writers, count, max_bytes)
+    print(f"{kind}: {outcome.stdout.strip()} {result}", file=sys.stderr)
+    assert result.rollovers < backups
+    return result
+
+
+NO_ERRORS = {
+    "lost": 0,
+    "duplicated": 0,
+    "torn": 0,
+    "rollovers - crossings": 0,
+    "misplaced boundaries": 0,
+}
+
+
+def test_many_processes_roll_over_exactly_at_each_crossing(tmp_path: Path) -> None:
+    """4 processes (the parent, a forked child, 2 independent ones), 20,000
+    records, a 4 KiB maxBytes: nothing lost, doubled or torn, and one rollover
+    per threshold crossing."""
+    result = run_writers(
+        tmp_path,
+        "safelog",
+        forked=1,
+        independent=2,
+        records=20_000,
+        max_bytes=4096,
+        timeout=60,
+    )
+    assert NO_ERRORS == result.correct()
+    assert result.rollovers > 100
+    assert result.max_file_size < 4096
+
+
+def test_stdlib_handler_loses_records_across_processes(tmp_path: Path) -> None:
+    """The defect safelog fixes: the same run through
+    logging.handlers.RotatingFileHandler loses records or rolls over at the
+    wrong places."""
+    result = run_writers(
+        tmp_path,
+        "stdlib",
+        forked=1,
+        independent=2,
+        records=20_000,
+        max_bytes=4096,
+        timeout=60,
+    )
+    assert NO_ERRORS != result.correct()
+
+
+@pytest.mark.torture
+def test_torture_8_processes_200000_records(tmp_path: Path) -> None:
+    """8 processes (the parent, 3 forked children, 4 independent ones),
+    200,000 records, an 8 KiB maxBytes: nothing lost, doubled or torn, and
+    one rollover per threshold crossing."""
+    result = run_writers(
+        tmp_path,
+        "safelog",
+        forked=3,
+        independent=4,
+        records=200_000,
+        max_bytes=8192,
+        timeout=600,
+    )
+    assert NO_ERRORS == result.correct()
+    assert result.max_file_size < 8192
+
+
+@pytest.mark.torture
+def test_torture_stdlib_comparison(tmp_path: Path) -> None:
+    """The defect safelog fixes, at torture scale: the standard handler
+    loses records or rolls over at the wrong places."""
+    result = run_writers(
+        tmp_path,
+        "stdlib",
+        forked=3,
+        independent=4,
+        records=200_000,
+        max_bytes=8192,
+        timeout=600,
+    )
+    assert NO_ERRORS != result.correct()
