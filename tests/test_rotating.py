@@ -18,6 +18,7 @@ import logging.handlers
 import os
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -517,3 +518,123 @@ def test_torture_stdlib_comparison(tmp_path: Path) -> None:
         timeout=600,
     )
     assert NO_ERRORS != result.correct()
+
+
+# --- timed rotation --------------------------------------------------------------
+
+
+def wait_for_mid_second() -> None:
+    """Sleep until 0.3 s into a second, so that two handlers doing the same
+    thing one after the other see the same whole second."""
+    time.sleep((1.3 - time.time() % 1.0) % 1.0)
+
+
+def test_timed_same_file_names_and_bytes_as_stdlib(tmp_path: Path) -> None:
+    """when='S': the same backups (names, old ones deleted) and bytes as the
+    standard handler, with and without a namer; about 4 s of real time."""
+    handlers = []
+    for cls in (
+        logging.handlers.TimedRotatingFileHandler,
+        safelog.TimedRotatingFileHandler,
+    ):
+        for named in (False, True):
+            directory = tmp_path / f"{cls.__module__}-{named}"
+            directory.mkdir()
+            handlers.append((directory, cls, named))
+    wait_for_mid_second()
+    logger = logging.Logger("app")
+    for directory, cls, named in handlers:
+        handler = cls(directory / "app.log", when="S", backupCount=2)
+        if named:
+            handler.namer = lambda default: default + ".txt"
+        handler.setFormatter(FORMAT)
+        logger.addHandler(handler)
+    for second in range(4):
+        wait_for_mid_second()
+        for number in range(3):
+            logger.warning("second %d record %d", second, number)
+    for handler in logger.handlers:
+        handler.close()
+    results = [file_contents(directory) for directory, _, _ in handlers]
+    assert 3 == len(results[2])  # two backups and the current file
+    assert (results[0], results[1]) == (results[2], results[3])
+
+
+TIMED_WRITER = r"""
+import logging, os, sys, time
+import safelog
+
+path, deadline, writer = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+handler = safelog.TimedRotatingFileHandler(path, when="S", interval=2,
+                                           backupCount=100)
+handler.setFormatter(logging.Formatter("%(created).6f %(message)s"))
+logger = logging.getLogger("timed")
+logger.setLevel(logging.INFO)
+logger.addHandler(handler)
+seq = 0
+while time.time() < deadline:
+    logger.info("<%02d:%07d>", writer, seq)
+    seq += 1
+    time.sleep(0.002)
+print(seq)
+"""
+
+
+def test_timed_processes_share_one_schedule(tmp_path: Path) -> None:
+    """A process started later, whose own schedule would be a second behind,
+    rolls over at the time the first process set, after that process and its
+    forked child went quiet; nothing lost or doubled; about 5 s."""
+    script = tmp_path / "timed_writer.py"
+    script.write_text(TIMED_WRITER)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    outcome = run_ok(
+        f"""
+        import os, subprocess, sys, time
+        time.sleep((1.3 - time.time() % 1.0) % 1.0)
+        start = time.time()
+        script, path = {str(script)!r}, {str(logs / "app.log")!r}
+        child = os.fork()
+        writer = "1" if child == 0 else "0"
+        sys.argv = [script, path, str(start + 1.5), writer]
+        if child == 0:
+            exec(open(script).read())
+            sys.stdout.flush()
+            os._exit(0)
+        # Started 1 s later: its own schedule would be 1 s behind ours.
+        time.sleep(1.0)
+        independent = subprocess.Popen(
+            [sys.executable, script, path, str(start + 4.7), "2"],
+            stdout=subprocess.PIPE, text=True)
+        exec(open(script).read())
+        _, status = os.waitpid(child, 0)
+        assert status == 0, status
+        print(independent.communicate()[0].strip())
+        assert independent.returncode == 0
+        """,
+        timeout=60,
+    )
+    logged = sum(int(count) for count in outcome.stdout.split())
+    backups = sorted(
+        path for path in logs.glob("app.log.*") if not path.name.endswith(".lock")
+    )
+    seen: Counter[str] = Counter()
+    first_created = None
+    starts = []
+    late = []
+    for path in [*backups, logs / "app.log"]:
+        if path.name != "app.log":
+            start = time.strptime(path.name[len("app.log.") :], "%Y-%m-%d_%H-%M-%S")
+            starts.append(int(time.mktime(start)))
+        for line in path.read_text().splitlines():
+            created, record = line.split()
+            seen[record] += 1
+            if first_created is None:
+                first_created = int(float(created))
+            if path.name != "app.log" and int(float(created)) >= starts[-1] + 2:
+                late.append((path.name, line))
+    # The first interval starts when the first process created its handler.
+    assert [first_created, first_created + 2] == starts
+    assert [] == late  # no record written after its file's interval
+    assert {} == {record: times for record, times in seen.items() if times > 1}
+    assert logged == len(seen)
