@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._atfork import DEFAULT_FORK_TIMEOUT, get_fork_timeout, set_fork_timeout
 from ._handlers import FileHandler, StreamHandler
+from ._install import InstallReport, install, uninstall
 from ._network import DatagramHandler, SocketHandler, SysLogHandler
 from ._stream import DescriptorStream
 
@@ -17,9 +18,12 @@ __all__ = [
     "DatagramHandler",
     "DescriptorStream",
     "FileHandler",
+    "InstallReport",
     "SocketHandler",
     "StreamHandler",
     "SysLogHandler",
     "get_fork_timeout",
+    "install",
     "set_fork_timeout",
+    "uninstall",
 ]
