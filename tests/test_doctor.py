@@ -1,0 +1,350 @@
+"""``python -m safelog doctor``: verdicts, --fix, --torture, exit status.
+
+Each test runs the real command in a child interpreter with a hard timeout,
+in a temporary directory holding the configuration under test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import scenario
+from safelog import _replacements
+from safelog._doctor import Finding, judge_class
+
+FILE_HAZARD = _replacements.replacement_for(__import__("logging").FileHandler)
+EXAMPLE = {
+    "version": 1,
+    "handlers": {
+        "file": {"class": "logging.FileHandler", "filename": "app.log"},
+        "queue": {"class": "logging.handlers.QueueHandler", "handlers": ["file"]},
+    },
+    "root": {"level": "INFO", "handlers": ["queue"]},
+}
+
+
+def doctor(*args: str, cwd: Path, timeout: float = 60.0) -> scenario.Outcome:
+    """Run ``python -m safelog doctor ARGS`` in ``cwd``; fail on a hang."""
+    outcome = scenario.run(
+        "import runpy, sys; sys.argv[0] = 'python -m safelog'; "
+        "runpy.run_module('safelog', run_name='__main__')",
+        args=("doctor", *args),
+        cwd=cwd,
+        timeout=timeout,
+    )
+    if outcome.hung:
+        pytest.fail(f"doctor hung: {outcome.describe()}", pytrace=False)
+    return outcome
+
+
+def _hazard(stdlib_path: str) -> str:
+    for replacement in _replacements.REPLACEMENTS:
+        if replacement.stdlib_path == stdlib_path:
+            return replacement.hazard
+    raise AssertionError(stdlib_path)
+
+
+def test_example_config_names_both_hazards_and_exits_1(tmp_path: Path) -> None:
+    """A logging.FileHandler and a stdlib QueueHandler: one line each naming
+    its hazard and its replacement, and exit status 1."""
+    (tmp_path / "logging.json").write_text(json.dumps(EXAMPLE))
+    outcome = doctor("logging.json", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    assert [
+        "file: NOT fork-safe: logging.FileHandler: "
+        + _hazard("logging.FileHandler")
+        + "; use safelog.FileHandler",
+        "queue: NOT fork-safe: logging.handlers.QueueHandler: "
+        + _hazard("logging.handlers.QueueHandler")
+        + "; use safelog.QueueHandler",
+        "2 of 2 handlers are not fork-safe",
+    ] == outcome.stdout.splitlines()
+
+
+def test_fix_output_is_fork_safe_and_configures(tmp_path: Path) -> None:
+    """--fix prints a configuration on which the doctor exits 0, and which
+    dictConfig builds and writes through."""
+    (tmp_path / "logging.json").write_text(json.dumps(EXAMPLE))
+    fixed = doctor("--fix", "logging.json", cwd=tmp_path)
+    assert 0 == fixed.returncode, fixed.describe()
+    converted = json.loads(fixed.stdout)
+    assert {
+        "file": {"class": "safelog.FileHandler", "filename": "app.log"},
+        "queue": {"class": "safelog.QueueHandler", "handlers": ["file"]},
+    } == converted["handlers"]
+    (tmp_path / "fixed.json").write_text(fixed.stdout)
+    again = doctor("fixed.json", cwd=tmp_path)
+    assert 0 == again.returncode, again.describe()
+    assert "all 2 handlers are fork-safe" == again.stdout.splitlines()[-1]
+    scenario.run_ok(
+        """
+        import json, logging, logging.config
+        logging.config.dictConfig(json.load(open("fixed.json")))
+        logging.getLogger("app").warning("converted")
+        logging.shutdown()
+        """,
+        cwd=tmp_path,
+    )
+    assert "converted\n" == (tmp_path / "app.log").read_text()
+
+
+def test_fix_drops_the_stdlib_queue_keys(tmp_path: Path) -> None:
+    """--fix drops "queue", "listener" and "respect_handler_level", which
+    safelog.QueueHandler owns itself, and keeps level and formatter."""
+    config = {
+        "version": 1,
+        "handlers": {
+            "out": {"class": "logging.StreamHandler"},
+            "queue": {
+                "class": "logging.handlers.QueueHandler",
+                "handlers": ["out"],
+                "queue": {"()": "queue.Queue", "maxsize": 100},
+                "respect_handler_level": True,
+                "level": "INFO",
+            },
+        },
+    }
+    (tmp_path / "logging.json").write_text(json.dumps(config))
+    fixed = doctor("--fix", "logging.json", cwd=tmp_path)
+    assert 0 == fixed.returncode, fixed.describe()
+    assert {
+        "class": "safelog.QueueHandler",
+        "handlers": ["out"],
+        "level": "INFO",
+    } == json.loads(fixed.stdout)["handlers"]["queue"]
+
+
+def test_queue_handler_without_named_targets_is_not_converted(tmp_path: Path) -> None:
+    """A stdlib QueueHandler built around a queue object (its listener made in
+    code) stays as it is; --fix says why and exits 1."""
+    config = {
+        "version": 1,
+        "handlers": {
+            "queue": {"class": "logging.handlers.QueueHandler", "queue": "ext://x.q"}
+        },
+    }
+    (tmp_path / "logging.json").write_text(json.dumps(config))
+    fixed = doctor("--fix", "logging.json", cwd=tmp_path)
+    assert 1 == fixed.returncode, fixed.describe()
+    assert config == json.loads(fixed.stdout)
+    assert "queue: not converted: " in fixed.stderr
+
+
+INI = """\
+# Our logging.
+[loggers]
+keys=root
+
+[handlers]
+keys=file,console
+
+[formatters]
+keys=
+
+[logger_root]
+level=INFO
+handlers=file,console
+
+[handler_file]
+class = FileHandler
+args=('app.log',)
+
+[handler_console]
+class=safelog.StreamHandler
+args=(sys.stderr,)
+"""
+
+
+def test_ini_config_and_its_fix(tmp_path: Path) -> None:
+    """An .ini naming FileHandler (fileConfig's short form) exits 1; --fix
+    converts that line only, and fileConfig builds the result."""
+    (tmp_path / "logging.ini").write_text(INI)
+    outcome = doctor("logging.ini", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    assert [
+        "file: NOT fork-safe: logging.FileHandler: "
+        + _hazard("logging.FileHandler")
+        + "; use safelog.FileHandler",
+        "console: fork-safe: safelog.StreamHandler: a safelog handler: a forked "
+        "child gets fresh locks and never writes what the parent will write",
+        "1 of 2 handlers are not fork-safe",
+    ] == outcome.stdout.splitlines()
+    fixed = doctor("--fix", "logging.ini", cwd=tmp_path)
+    assert 0 == fixed.returncode, fixed.describe()
+    assert INI.replace("class = FileHandler", "class = safelog.FileHandler") == (
+        fixed.stdout
+    )
+    (tmp_path / "fixed.ini").write_text(fixed.stdout)
+    assert 0 == doctor("fixed.ini", cwd=tmp_path).returncode
+    scenario.run_ok(
+        """
+        import logging, logging.config
+        logging.config.fileConfig("fixed.ini")
+        logging.getLogger().warning("from ini")
+        logging.shutdown()
+        """,
+        cwd=tmp_path,
+    )
+    assert "from ini\n" == (tmp_path / "app.log").read_text()
+
+
+def test_module_attribute_config(tmp_path: Path) -> None:
+    """CONFIG as module:attribute reads the dict from an importable module in
+    the current directory."""
+    (tmp_path / "settings.py").write_text(
+        "LOGGING = {'version': 1, 'handlers': {'err': "
+        "{'class': 'safelog.StreamHandler'}}}\n"
+    )
+    outcome = doctor("settings:LOGGING", cwd=tmp_path)
+    assert 0 == outcome.returncode, outcome.describe()
+    assert "all 1 handlers are fork-safe" == outcome.stdout.splitlines()[-1]
+
+
+def test_import_inspects_the_live_configuration(tmp_path: Path) -> None:
+    """--import MODULE imports it and judges the handlers on its loggers,
+    including the listener targets of a stdlib QueueHandler."""
+    (tmp_path / "app.py").write_text(
+        "import logging, logging.handlers, queue\n"
+        "logging.basicConfig(filename='app.log')\n"
+        "q = queue.Queue()\n"
+        "target = logging.StreamHandler()\n"
+        "handler = logging.handlers.QueueHandler(q)\n"
+        "handler.listener = logging.handlers.QueueListener(q, target)\n"
+        "logging.getLogger('worker').addHandler(handler)\n"
+    )
+    outcome = doctor("--import", "app", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    names = [line.split(": ")[:3] for line in outcome.stdout.splitlines()[:-1]]
+    assert [
+        ["root[0]", "NOT fork-safe", "logging.FileHandler"],
+        ["worker[0]", "NOT fork-safe", "logging.handlers.QueueHandler"],
+        ["worker[0]->target[0]", "NOT fork-safe", "logging.StreamHandler"],
+    ] == names
+
+
+def test_unknown_and_subclassed_handlers_are_not_passed(tmp_path: Path) -> None:
+    """A class that cannot be imported, and a subclass of a stdlib handler,
+    are reported as not fork-safe, without a replacement."""
+    (tmp_path / "mine.py").write_text(
+        "import logging\nclass Mine(logging.FileHandler): pass\n"
+    )
+    config = {
+        "version": 1,
+        "handlers": {
+            "missing": {"class": "nowhere.Handler"},
+            "mine": {"class": "mine.Mine", "filename": "x.log"},
+            "null": {"class": "logging.NullHandler"},
+        },
+    }
+    (tmp_path / "logging.json").write_text(json.dumps(config))
+    outcome = doctor("logging.json", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    lines = outcome.stdout.splitlines()
+    assert lines[0].startswith("mine: NOT fork-safe: mine.Mine: a subclass of ")
+    assert lines[1].startswith("missing: NOT fork-safe: nowhere.Handler: cannot ")
+    assert (
+        "null: fork-safe: logging.NullHandler: it discards every record" == (lines[2])
+    )
+    assert "use safelog" not in outcome.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "error: give CONFIG or --import MODULE"),
+        (("a.json", "--import", "app"), "error: give CONFIG or --import MODULE, not"),
+        (("missing.json",), "error: cannot read 'missing.json'"),
+        (("--import", "no_such_module_here"), "error: cannot import"),
+        (("--fix", "--import", "os"), "error: --fix needs CONFIG"),
+        (("--frobnicate",), "error: unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_usage_errors_exit_2_with_usage(
+    args: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    """A usage error prints the usage line and the error, and exits 2."""
+    outcome = doctor(*args, cwd=tmp_path)
+    assert 2 == outcome.returncode, outcome.describe()
+    assert outcome.stderr.startswith("usage: python -m safelog ")
+    assert message in outcome.stderr
+    assert "" == outcome.stdout
+
+
+def test_help_describes_the_exit_status(tmp_path: Path) -> None:
+    """--help prints the usage, every option and the exit status, then exits 0."""
+    outcome = doctor("--help", cwd=tmp_path)
+    assert 0 == outcome.returncode, outcome.describe()
+    for text in ("usage: python -m safelog doctor", "--fix", "--torture", "Exit"):
+        assert text in outcome.stdout
+
+
+def test_torture_of_a_safelog_config_is_clean(tmp_path: Path) -> None:
+    """--torture on safelog handlers reports every handler clean, exit 0."""
+    config = {
+        "version": 1,
+        "handlers": {
+            "file": {"class": "safelog.FileHandler", "filename": "app.log"},
+            "err": {"class": "safelog.StreamHandler"},
+        },
+        "root": {"level": "INFO", "handlers": ["file", "err"]},
+    }
+    (tmp_path / "logging.json").write_text(json.dumps(config))
+    outcome = doctor("--torture", "logging.json", cwd=tmp_path)
+    assert 0 == outcome.returncode, outcome.describe()
+    torture = [line for line in outcome.stdout.splitlines() if "torture" in line]
+    assert 2 == len(torture)
+    assert all(": torture clean: 20 forks, 0 hung, 0 crashed;" in t for t in torture)
+    assert not (tmp_path / "app.log").exists()  # it ran in a temporary directory
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="dictConfig names queue targets from 3.12"
+)
+def test_torture_of_the_stdlib_queue_handler_finds_the_hazard(tmp_path: Path) -> None:
+    """--torture on the stdlib QueueHandler reports children hung or records
+    lost, and exits 1."""
+    (tmp_path / "logging.json").write_text(json.dumps(EXAMPLE))
+    outcome = doctor("--torture", "logging.json", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    torture = outcome.stdout.splitlines()[-1]
+    assert torture.startswith("queue: torture NOT clean: 20 forks, "), torture
+
+
+def test_torture_reports_a_configuration_that_fails(tmp_path: Path) -> None:
+    """--torture on a configuration dictConfig rejects names the error."""
+    config = {"version": 1, "handlers": {"file": {"class": "safelog.FileHandler"}}}
+    (tmp_path / "logging.json").write_text(json.dumps(config))
+    outcome = doctor("--torture", "logging.json", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    assert outcome.stdout.splitlines()[-1].startswith(
+        "configuration: torture NOT clean: it fails in the child interpreter: "
+        "ValueError: Unable to configure handler 'file'"
+    )
+
+
+def test_a_factory_function_cannot_be_judged() -> None:
+    """A "()" factory that is not a class gets no verdict of fork-safe."""
+    finding = judge_class("made", print, "builtins.print")
+    assert (
+        Finding(
+            "made",
+            "builtins.print",
+            False,
+            "a factory, not a handler class: the doctor cannot tell what it builds",
+        )
+        == finding
+    )
+
+
+def test_every_replacement_names_a_real_stdlib_class() -> None:
+    """The doctor's table of hazards matches classes that exist."""
+    import importlib
+
+    for replacement in _replacements.REPLACEMENTS:
+        module, _, name = replacement.stdlib_path.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), name), type)
+    assert FILE_HAZARD is not None
