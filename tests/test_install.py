@@ -194,7 +194,7 @@ def test_file_opened_with_w_is_not_truncated_again(
     """A FileHandler opened with mode 'w' keeps what it wrote: the replacement
     appends."""
     path = tmp_path / "app.log"
-    logger.addHandler(logging.FileHandler(path, mode="w"))
+    logger.handlers[:] = [logging.FileHandler(path, mode="w")]
     logger.warning("before")
 
     safelog.install()
@@ -210,7 +210,7 @@ def test_delayed_file_handler_stays_unopened_until_its_first_record(
     """delay=True: the replacement opens the file only for its first record,
     with the original mode."""
     path = tmp_path / "late.log"
-    logger.addHandler(logging.FileHandler(path, mode="w", delay=True))
+    logger.handlers[:] = [logging.FileHandler(path, mode="w", delay=True)]
 
     safelog.install()
     created_early = path.exists()

@@ -121,7 +121,7 @@ def _can_tell(buffer: io.BufferedWriter) -> bool:
     return True
 
 
-def reset_text_stream(
+def _reset_text_stream(
     stream: object, *, newline: str | None, known_newline: bool
 ) -> None:
     """Give ``stream`` (a text stream over an ``io.BufferedWriter``) a fresh
@@ -192,7 +192,7 @@ class _StdStreamsReset:
             seen.add(id(stream))
             own = any(stream is own_stream for own_stream in own_streams)
             # POSIX: the interpreter opens its std streams with newline="\n".
-            reset_text_stream(
+            _reset_text_stream(
                 stream, newline="\n", known_newline=own and os.name == "posix"
             )
 
@@ -505,15 +505,10 @@ def _replace_handlers(
                 ReportEntry(repr(old), names, f"could not be rebuilt: {error!r}")
             )
             continue
-        if not _swap_in(old, new, loggers):
+        reason = _swap_in(old, new, loggers)
+        if reason is not None:
             new.close()
-            left_alone.append(
-                ReportEntry(
-                    repr(old),
-                    names,
-                    f"busy in another thread for {HANDLER_LOCK_TIMEOUT:g} s",
-                )
-            )
+            left_alone.append(ReportEntry(repr(old), names, reason))
             continue
         swaps.append(_Swap(old, new, loggers, len(changed)))
         changed.append(
@@ -529,15 +524,18 @@ def _replace_handlers(
 
 def _swap_in(
     old: logging.Handler, new: logging.Handler, loggers: list[logging.Logger]
-) -> bool:
-    """Put ``new`` in ``old``'s places.  Under ``old``'s lock, so that no
-    record is half written by it, and after flushing it, so that its last
-    bytes reach the file before ``new`` writes any."""
+) -> str | None:
+    """Put ``new`` in ``old``'s places, or return why not.  Under ``old``'s
+    lock, so that no record is half written by it, and after flushing it, so
+    that its last bytes reach the file before ``new`` writes any."""
     lock = old.lock
     if lock is not None and not lock.acquire(timeout=HANDLER_LOCK_TIMEOUT):
-        return False
+        return f"busy in another thread for {HANDLER_LOCK_TIMEOUT:g} s"
     try:
-        old.flush()
+        try:
+            old.flush()
+        except Exception as error:  # its pending bytes stay with it
+            return f"could not be flushed: {error!r}"
         # A thread that fetched `old` from a list just before the swap may
         # still write through it: at the end of the file, never over `new`'s
         # records.
@@ -549,7 +547,7 @@ def _swap_in(
     finally:
         if lock is not None:
             lock.release()
-    return True
+    return None
 
 
 def _swap_out(swap: _Swap) -> None:
