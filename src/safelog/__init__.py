@@ -11,7 +11,9 @@ from ._atfork import DEFAULT_FORK_TIMEOUT, get_fork_timeout, set_fork_timeout
 from ._handlers import FileHandler, StreamHandler
 from ._install import InstallReport, install, uninstall
 from ._network import DatagramHandler, SocketHandler, SysLogHandler
+from ._rotating import RotatingFileHandler, TimedRotatingFileHandler
 from ._stream import DescriptorStream
+from ._watched import WatchedFileHandler
 
 __all__ = [
     "DEFAULT_FORK_TIMEOUT",
@@ -19,9 +21,12 @@ __all__ = [
     "DescriptorStream",
     "FileHandler",
     "InstallReport",
+    "RotatingFileHandler",
     "SocketHandler",
     "StreamHandler",
     "SysLogHandler",
+    "TimedRotatingFileHandler",
+    "WatchedFileHandler",
     "get_fork_timeout",
     "install",
     "set_fork_timeout",
