@@ -43,6 +43,11 @@ class _ForkSafeHandler(logging.Handler):
     """The fork steps shared by safelog's handlers (see ``_atfork``)."""
 
     _lock_held_for_fork = False
+    # The stream a forked child stopped writing through.  Kept referenced, as
+    # the parent keeps it: dropping the last reference would finalize it in
+    # the child, closing the descriptor the child now writes to, flushing the
+    # parent's pending bytes and taking an io lock a vanished thread may hold.
+    _inherited_stream: object = None
 
     def _register_for_fork(self) -> None:
         _atfork.register(self)
@@ -126,6 +131,7 @@ class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
     def _start_afresh_in_child(self) -> None:
         child_stream = _stream_for_child(self.stream)
         if child_stream is not None:
+            self._inherited_stream = self.stream
             self.stream = cast(TextIO, child_stream)
 
 
@@ -155,6 +161,7 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
     def _start_afresh_in_child(self) -> None:
         child_stream = _stream_for_child(self.stream)  # only after setStream()
         if child_stream is not None:
+            self._inherited_stream = self.stream
             self.stream = cast(io.TextIOWrapper, child_stream)
 
     def _open(self) -> io.TextIOWrapper:
