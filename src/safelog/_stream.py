@@ -48,6 +48,8 @@ class DescriptorStream(io.TextIOBase):
         self._errors = errors
         self.name = name
         self.mode = mode
+        # As a text file opened for reading: writing raises UnsupportedOperation.
+        self._writable = not isinstance(mode, str) or any(c in mode for c in "wax+")
         # Incremental, like TextIOWrapper's: a byte order mark is written once
         # at the start of a file, never before every record.
         self._encoder = codecs.getincrementalencoder(encoding)(errors)
@@ -86,7 +88,7 @@ class DescriptorStream(io.TextIOBase):
         return self._fd
 
     def writable(self) -> bool:
-        return True
+        return self._writable
 
     def isatty(self) -> bool:
         return os.isatty(self._fd)
@@ -95,6 +97,8 @@ class DescriptorStream(io.TextIOBase):
         """Encode ``text`` and write it whole; return ``len(text)``."""
         if self.closed:
             raise ValueError("I/O operation on closed file.")
+        if not self._writable:
+            raise io.UnsupportedOperation("not writable")
         if self._translate_newlines:
             text = text.replace("\n", os.linesep)
         data = self._encoder.encode(text)
