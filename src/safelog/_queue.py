@@ -1,0 +1,675 @@
+"""``safelog.QueueHandler``: a handler whose caller side takes no lock, and the
+one writer thread that owns the real handlers.
+
+The caller filters the record, captures what may change later (the merged
+message, the rendered exception) in a shallow copy of it, and puts that copy
+on a ``queue.SimpleQueue``.  A single daemon thread, started on the first
+record, hands each copy to the target handlers, which format and write it as
+they would have done if called directly.
+
+Fork, through the at-fork registry: before a fork the writer drains what was
+queued before the fork began and exits, within the shared fork deadline, so
+no safelog thread exists at the instant of fork; the child starts with an
+empty queue and no thread; each process starts a writer again on its next
+record.  Exit: the first exit hook (``threading._register_atexit``, which also
+runs in multiprocessing children that leave through ``os._exit``, or
+``atexit``) drains the queue and stops the writer; records logged after it are
+handled on the logging thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, Union, cast
+
+from . import _atfork
+
+__all__ = ["DEFAULT_MAXSIZE", "QueueHandler", "flush"]
+
+Overflow = Literal["block", "drop_new", "drop_old"]
+_OVERFLOW_POLICIES = ("block", "drop_new", "drop_old")
+
+DEFAULT_MAXSIZE = 10_000
+"""Records a :class:`QueueHandler` holds before its overflow policy applies."""
+
+WRITER_THREAD_NAME = "safelog-writer"
+
+# A caller blocked on a full queue looks again after at most this long.
+_BLOCK_POLL_MAX = 0.001
+# Barrier waits look at the writer this often, to restart it if it is gone.
+_BARRIER_POLL = 0.05
+
+# Filterer.filter returns the record itself from 3.12 on, True before.
+_FILTER_RETURNS_RECORD = sys.version_info >= (3, 12)
+
+_DEFAULT_FORMATTER = logging.Formatter()
+
+# What the caller enqueues for a record: its class and a copy of its __dict__.
+_Captured = tuple[type, dict[str, Any]]
+_Target = Union[logging.Handler, str]
+
+
+class _Stop:
+    """Queue item: the writer that takes it exits."""
+
+    __slots__ = ()
+
+
+class _Barrier:
+    """Queue item: set ``done`` once everything queued before it is handled
+    and the targets are flushed."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = _Stop()
+_START_TOKEN = object()
+
+# Every live QueueHandler, for safelog.flush() and the exit hooks.
+_live_handlers: weakref.WeakSet[QueueHandler] = weakref.WeakSet()
+
+
+class QueueHandler(logging.Handler):
+    """Hand records to ``handlers`` on a writer thread; the caller takes no lock.
+
+    ``handlers`` are the targets: ``logging.Handler`` objects, or names of
+    handlers (as ``dictConfig`` gives them), looked up on the first record.
+    Each record reaches every target whose level it meets through the
+    target's own ``handle()``, so its filters and formatter apply, and the
+    bytes written are those the target writes when called directly.  This
+    handler's own formatter is not used.
+
+    Caller side (``handle``/``emit``): no lock of any kind, so logging from a
+    signal handler, from ``__del__`` or from inside a target cannot deadlock.
+    The merged message (``getMessage()``) and the rendered exception
+    (``exc_text``, with the first target's formatter) are captured at call
+    time.  When the queue holds ``maxsize`` records, ``overflow`` decides:
+    ``"block"`` (the caller polls until there is room; nothing is lost),
+    ``"drop_new"`` or ``"drop_old"`` (the record dropped is counted in
+    :attr:`dropped` and reported once, as a warning record from logger
+    ``"safelog"``, when the queue is half empty again).
+
+    Writer side: one daemon thread named ``safelog-writer``, started on the
+    first record.  An exception in a target goes to that target's
+    ``handleError``; the writer keeps running.
+
+    Fork: the writer is drained and stopped before ``fork()`` (within the
+    shared fork timeout, see :func:`safelog.set_fork_timeout`), so at the
+    instant of fork no safelog thread exists.  The child starts with an
+    empty queue and writes only its own records; the parent writes all of
+    its own, including those still queued at fork.  Each starts a writer
+    again on its next record.
+
+    Exit: records logged before the process ends are written at normal exit,
+    on ``sys.exit()`` from any thread, and in ``multiprocessing`` children of
+    every start method.  A process that leaves through ``os._exit()``
+    itself must call :func:`safelog.flush` first.  Once the exit hooks have
+    run, and after :meth:`close`, records are handled on the logging thread.
+    """
+
+    def __init__(
+        self,
+        handlers: Iterable[_Target],
+        *,
+        maxsize: int = DEFAULT_MAXSIZE,
+        overflow: Overflow = "block",
+    ) -> None:
+        super().__init__()
+        specs = tuple(handlers)
+        if not specs:
+            raise ValueError("handlers must hold at least one handler or name")
+        for spec in specs:
+            if not isinstance(spec, (logging.Handler, str)):
+                raise TypeError(
+                    f"handlers must be logging.Handler objects or handler names, "
+                    f"got {spec!r}"
+                )
+            if spec is self:
+                raise ValueError("a QueueHandler cannot be its own target")
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"maxsize must be an int, got {maxsize!r}")
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize!r}")
+        if overflow not in _OVERFLOW_POLICIES:
+            raise ValueError(
+                f"overflow must be 'block', 'drop_new' or 'drop_old', got {overflow!r}"
+            )
+        self._target_specs = specs
+        self._maxsize = maxsize
+        self._overflow: Overflow = overflow
+        self._targets: tuple[logging.Handler, ...] | None = None
+        self._missing_reported: set[str] = set()
+        # dictConfig passes the names as a ConvertingList whose configurator
+        # holds the handlers it configures.  Keeping that mapping until the
+        # names are resolved keeps alive a target no logger refers to, which
+        # logging's own registry (weak) would let go when dictConfig returns.
+        self._named_handlers: Mapping[str, Any] | None = _configured_handlers(handlers)
+        self._names_to_resolve = any(isinstance(spec, str) for spec in specs)
+        if not self._names_to_resolve:
+            self._targets = cast("tuple[logging.Handler, ...]", specs)
+        self._closed = False
+        self._fresh_state()
+        _atfork.register(self)
+        _live_handlers.add(self)
+
+    def _fresh_state(self) -> None:
+        """The per-process state: set up at creation and in a forked child."""
+        self._owner_pid = os.getpid()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Whoever pops the one token may start a writer (deque.pop is atomic),
+        # so two callers never start two writers, and no caller takes a lock.
+        self._start_tokens: collections.deque[object] = collections.deque(
+            [_START_TOKEN]
+        )
+        self._writer: threading.Thread | None = None
+        self._writer_ident: int | None = None
+        self._stop_pending = False  # a stop request seen while draining inline
+        self._forking = False
+        self._fork_prepared = False
+        self._fork_holds_token = False
+        self._exiting = False
+        # next() on itertools.count is atomic: callers count drops without a
+        # lock.  Reading it also counts, so reads are counted (under a lock
+        # that only readers take) and subtracted.
+        self._drop_events = itertools.count()
+        self._drop_reads = 0
+        self._drop_read_lock = threading.Lock()
+        self._overflowed = False
+        self._drops_reported = 0
+
+    # -- public attributes -------------------------------------------------
+
+    @property
+    def maxsize(self) -> int:
+        """Records the queue holds before the overflow policy applies."""
+        return self._maxsize
+
+    @property
+    def overflow(self) -> Overflow:
+        """The overflow policy: ``"block"``, ``"drop_new"`` or ``"drop_old"``."""
+        return self._overflow
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped by the overflow policy in this process so far."""
+        with self._drop_read_lock:
+            total = next(self._drop_events) - self._drop_reads
+            self._drop_reads += 1
+        return total
+
+    @property
+    def targets(self) -> tuple[logging.Handler, ...]:
+        """The target handlers (those named and not yet configured are left
+        out until they exist)."""
+        return self._resolved_targets()
+
+    # -- caller side: no lock ----------------------------------------------
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Filter ``record`` and queue it for the targets; take no lock.
+
+        Returns what ``logging.Handler.handle`` returns."""
+        passed: Any
+        if self.filters:
+            passed = self.filter(record)
+            if not passed:
+                return passed
+            if isinstance(passed, logging.LogRecord):
+                record = passed
+        else:
+            passed = record if _FILTER_RETURNS_RECORD else True
+        self.emit(record)
+        return passed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue a copy of ``record`` for the writer; take no lock."""
+        try:
+            captured = self._capture(record)
+        except RecursionError:  # as logging.Handler.emit: never swallowed
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        pending = self._queue
+        if pending.qsize() >= self._maxsize and not self._make_room():
+            return
+        pending.put(captured)
+        if self._writer is None:
+            self._wake()
+
+    def _capture(self, record: logging.LogRecord) -> _Captured:
+        state = record.__dict__.copy()
+        # The message merged now: the arguments may change after the call.
+        state["msg"] = record.getMessage()
+        state["args"] = None
+        if record.exc_info and not record.exc_text:
+            # Rendered now, as the first target's formatter would have done:
+            # the traceback's frames and the exception may change later.
+            state["exc_text"] = self._exception_formatter().formatException(
+                record.exc_info
+            )
+        return (record.__class__, state)
+
+    def _exception_formatter(self) -> logging.Formatter:
+        targets = self._resolved_targets()
+        formatter = targets[0].formatter if targets else None
+        return formatter if formatter is not None else _DEFAULT_FORMATTER
+
+    def _make_room(self) -> bool:
+        """The queue is full: apply the overflow policy.  Return False to
+        drop the new record."""
+        if self._overflow == "drop_new":
+            next(self._drop_events)
+            self._overflowed = True
+            return False
+        if self._overflow == "drop_old":
+            try:
+                oldest = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+            if type(oldest) is tuple:
+                next(self._drop_events)
+                self._overflowed = True
+            else:
+                self._queue.put(oldest)  # never drop a barrier or a stop
+            return True
+        # "block".  The writer never waits for itself, and after close or
+        # exit the record is handled on this thread right after it is queued.
+        if threading.get_ident() == self._writer_ident or self._closed or self._exiting:
+            return True
+        delay = 0.00005
+        while self._queue.qsize() >= self._maxsize:
+            if self._writer is None:
+                self._wake()
+            time.sleep(delay)
+            delay = min(delay * 2, _BLOCK_POLL_MAX)
+        return True
+
+    def _wake(self) -> None:
+        """Records are queued and no writer runs: start one.  After close or
+        exit, handle them here instead."""
+        if self._closed or self._exiting:
+            self._drain_inline()
+            return
+        if self._forking:
+            return  # after_fork_in_parent starts it
+        try:
+            self._start_tokens.pop()
+        except IndexError:
+            return  # another thread is starting it, or a fork holds the token
+        started = False
+        try:
+            if not (self._forking or self._closed or self._exiting):
+                writer = threading.Thread(
+                    target=self._writer_main,
+                    args=(self._queue,),
+                    name=WRITER_THREAD_NAME,
+                    daemon=True,
+                )
+                self._writer = writer
+                writer.start()
+                started = True
+        except RuntimeError:  # no new thread at interpreter shutdown (3.12+)
+            self._writer = None
+            self._exiting = True
+        finally:
+            if not started:
+                self._start_tokens.append(_START_TOKEN)
+        if not started and (self._closed or self._exiting):
+            self._drain_inline()
+
+    # -- writer side -------------------------------------------------------
+
+    def _writer_main(self, pending: queue.SimpleQueue[Any]) -> None:
+        writer = threading.current_thread()
+        self._writer_ident = threading.get_ident()
+        try:
+            if self._names_to_resolve:
+                self._resolved_targets()
+                if self._targets is not None:
+                    # Named targets may be newer than this handler, so their
+                    # fork steps would run before ours (newest first) and
+                    # take their locks while our writer still needs them.
+                    # Registering again puts our before step first; the fork
+                    # steps are idempotent.
+                    self._names_to_resolve = False
+                    _atfork.register(self)
+            get = pending.get
+            process = self._process
+            while True:
+                if process(get()) or self._stop_pending:
+                    break
+                if self._overflowed:
+                    self._report_drops()
+        finally:
+            self._stop_pending = False
+            self._writer_ident = None
+            if self._writer is writer:
+                self._writer = None
+            self._start_tokens.append(_START_TOKEN)
+            # Records queued after the stop request, with no one left to
+            # start a writer for them: start it here (not during a fork).
+            if not pending.empty() and pending is self._queue:
+                self._wake()
+
+    def _process(self, item: Any) -> bool:
+        """Handle one queue item; return True for a stop request."""
+        if type(item) is tuple:
+            record_class, state = item
+            record = record_class.__new__(record_class)
+            record.__dict__ = state
+            self._deliver(record)
+            return False
+        if isinstance(item, _Barrier):
+            self._flush_targets()
+            item.done.set()
+            return False
+        return True
+
+    def _deliver(self, record: logging.LogRecord) -> None:
+        for target in self._resolved_targets():
+            if record.levelno >= target.level:
+                try:
+                    target.handle(record)
+                except Exception:
+                    _report_target_error(target, record)
+
+    def _flush_targets(self) -> None:
+        for target in self._resolved_targets():
+            try:
+                target.flush()
+            except Exception:
+                _report_target_error(target, _flush_record())
+
+    def _report_drops(self) -> None:
+        """Report the records dropped since the last report, once the queue
+        is at most half full."""
+        if self._queue.qsize() > self._maxsize // 2:
+            return
+        self._overflowed = False
+        total = self.dropped
+        count, self._drops_reported = total - self._drops_reported, total
+        if count:
+            warning = logging.LogRecord(
+                "safelog",
+                logging.WARNING,
+                __file__,
+                0,
+                f"safelog.QueueHandler dropped {count} record(s): queue full "
+                f"(maxsize={self._maxsize}, overflow={self._overflow!r})",
+                None,
+                None,
+            )
+            self._deliver(warning)
+
+    def _drain_inline(self) -> None:
+        """Handle every queued record on this thread (after close or exit,
+        and for a flush called by a target on the writer)."""
+        pending = self._queue
+        while True:
+            try:
+                item = pending.get_nowait()
+            except queue.Empty:
+                break
+            if self._process(item) and threading.get_ident() == self._writer_ident:
+                self._stop_pending = True  # the writer exits when back in its loop
+        if self._overflowed:
+            self._report_drops()
+
+    # -- targets -----------------------------------------------------------
+
+    def _resolved_targets(self) -> tuple[logging.Handler, ...]:
+        targets = self._targets
+        if targets is not None:
+            return targets
+        found: list[logging.Handler] = []
+        missing: list[str] = []
+        for spec in self._target_specs:
+            if isinstance(spec, logging.Handler):
+                found.append(spec)
+                continue
+            handler = _handler_named(spec, self._named_handlers)
+            if handler is None or handler is self:
+                missing.append(spec)
+            else:
+                found.append(handler)
+        if not missing:
+            self._targets = targets = tuple(found)
+            self._named_handlers = None
+            return targets
+        for name in missing:
+            if name not in self._missing_reported:
+                self._missing_reported.add(name)
+                _report_missing_target(self, name)
+        return tuple(found)
+
+    # -- flush and close ---------------------------------------------------
+
+    def flush(self) -> None:
+        """Return once every record queued before the call is handled and
+        the targets are flushed.
+
+        Safe from any thread, from a target (on the writer thread it handles
+        the queued records itself) and after :meth:`close`.  Waits as long as
+        the targets take; returns at once when nothing is pending."""
+        self._adopt_if_forked()
+        if threading.get_ident() == self._writer_ident:
+            self._drain_inline()
+            self._flush_targets()
+            return
+        if self._writer is None and self._queue.empty():
+            self._flush_targets()
+            return
+        barrier = _Barrier()
+        self._queue.put(barrier)
+        while True:
+            if self._writer is None:
+                self._wake()
+            if barrier.done.wait(_BARRIER_POLL):
+                return
+
+    def close(self) -> None:
+        """Write everything queued, stop the writer, close the targets.
+
+        Idempotent; safe from any thread, including the writer (a target
+        closing it).  Records logged afterwards are handled on the logging
+        thread."""
+        self._adopt_if_forked()
+        if not self._closed:
+            self._closed = True
+            self._stop_writer()
+            self._drain_inline()
+            for target in self._resolved_targets():
+                try:
+                    target.close()
+                except Exception:
+                    _report_target_error(target, _flush_record())
+        _live_handlers.discard(self)
+        super().close()
+
+    def _stop_for_exit(self) -> None:
+        """Exit hook: write everything, stop the writer, and from now on
+        handle records on the logging thread."""
+        self._adopt_if_forked()
+        self._exiting = True
+        self._stop_writer()
+        self._drain_inline()
+        self._flush_targets()
+
+    def _stop_writer(self) -> None:
+        """Let the writer handle what is queued, then exit.  Callers set
+        ``_closed`` or ``_exiting`` first, so no new writer starts."""
+        writer = self._writer
+        if writer is None:
+            return
+        if writer.ident == threading.get_ident():
+            self._stop_pending = True
+            return
+        self._queue.put(_STOP)
+        writer.join()
+
+    def _adopt_if_forked(self) -> None:
+        # A child made without the at-fork hooks (a fork() from C): never
+        # join or drain the parent's writer, start afresh.
+        if self._owner_pid != os.getpid():
+            self.after_fork_in_child()
+
+    # -- fork (the at-fork registry's protocol) ----------------------------
+
+    def before_fork(self, deadline: float) -> None:
+        """Let the writer finish what was queued before the fork began and
+        exit, and keep any writer from starting until after the fork; give up
+        at ``deadline``."""
+        if self._fork_prepared:
+            return  # registered twice: the newest registration did it
+        self._fork_prepared = True
+        self._forking = True
+        stopped: threading.Thread | None = None
+        while True:
+            try:
+                self._start_tokens.pop()
+            except IndexError:
+                pass
+            else:
+                self._fork_holds_token = True
+                if stopped is not None:
+                    _wait_os_thread_gone(stopped, deadline)
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            writer = self._writer
+            if writer is not None and writer.ident is not None:
+                if stopped is not writer:
+                    self._queue.put(_STOP)
+                    stopped = writer
+                writer.join(remaining)
+            else:
+                time.sleep(0.00005)  # a caller is starting one right now
+
+    def after_fork_in_parent(self) -> None:
+        """Give back the start token; start a writer for records queued
+        during the fork."""
+        if not self._fork_prepared:
+            return
+        self._fork_prepared = False
+        self._forking = False
+        if self._fork_holds_token:
+            self._fork_holds_token = False
+            self._start_tokens.append(_START_TOKEN)
+        if not self._queue.empty() and self._writer is None:
+            self._wake()
+
+    def after_fork_in_child(self) -> None:
+        """Start afresh: an empty queue, no writer, no drops counted.  The
+        parent writes what it had queued."""
+        self._fresh_state()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        names = [
+            spec if isinstance(spec, str) else type(spec).__name__
+            for spec in self._target_specs
+        ]
+        return f"<safelog.QueueHandler ({level}) -> {names!r}>"
+
+
+def flush() -> None:
+    """Write everything logged so far through every ``safelog.QueueHandler``
+    in this process, and flush their targets.
+
+    Returns at once when nothing is pending.  Call it before ``os._exit()``
+    in a process that leaves that way on its own (a raw ``os.fork()`` child):
+    no exit hook runs there."""
+    for handler in list(_live_handlers):
+        handler.flush()
+
+
+def _stop_all_for_exit() -> None:
+    for handler in list(_live_handlers):
+        # One broken handler must not keep the others' records unwritten.
+        with contextlib.suppress(Exception):
+            handler._stop_for_exit()
+
+
+def _configured_handlers(handlers: object) -> Mapping[str, Any] | None:
+    configurator = getattr(handlers, "configurator", None)
+    config = getattr(configurator, "config", None)
+    if not isinstance(config, dict):
+        return None
+    # dict.get: no conversion, just the mapping dictConfig fills in.
+    named = dict.get(config, "handlers")
+    return named if isinstance(named, dict) else None
+
+
+def _handler_named(
+    name: str, named_handlers: Mapping[str, Any] | None
+) -> logging.Handler | None:
+    if named_handlers is not None:
+        handler = dict.get(cast("dict[str, Any]", named_handlers), name)
+        if isinstance(handler, logging.Handler):
+            return handler
+    registry: Mapping[str, logging.Handler] = getattr(logging, "_handlers", {})
+    return registry.get(name)
+
+
+def _report_target_error(target: logging.Handler, record: logging.LogRecord) -> None:
+    with contextlib.suppress(Exception):  # a broken handleError must not
+        target.handleError(record)  # stop the writer
+
+
+def _report_missing_target(handler: QueueHandler, name: str) -> None:
+    try:
+        raise ValueError(
+            f"safelog.QueueHandler: no handler named {name!r} is configured; "
+            f"records go to the other targets until it exists"
+        )
+    except ValueError:
+        handler.handleError(_flush_record())
+
+
+def _flush_record() -> logging.LogRecord:
+    return logging.makeLogRecord({"name": "safelog", "msg": "(no record)"})
+
+
+def _wait_os_thread_gone(writer: threading.Thread, deadline: float) -> None:
+    # join() returns when the thread's Python state is gone; the OS thread
+    # ends a moment later.  Python 3.12 counts OS threads (/proc/self/stat)
+    # to decide whether to warn that fork() is unsafe, so wait for it.
+    native_id = getattr(writer, "native_id", None)
+    if native_id is None or not sys.platform.startswith("linux"):
+        return
+    task = f"/proc/self/task/{native_id}"
+    while os.path.exists(task) and time.monotonic() < deadline:
+        time.sleep(0.00002)
+
+
+def _register_exit_hooks() -> None:
+    # threading's exit hooks run before non-daemon threads are joined, at
+    # normal exit and also in multiprocessing children that leave through
+    # os._exit (fork, forkserver), where atexit does not run.  atexit is the
+    # fallback; our atexit hook runs before logging.shutdown (registered
+    # earlier, run later), so nothing is pending when the targets close.
+    register_threading_exit = getattr(threading, "_register_atexit", None)
+    if register_threading_exit is not None:
+        # RuntimeError: imported while the interpreter shuts down.
+        with contextlib.suppress(RuntimeError):
+            register_threading_exit(_stop_all_for_exit)
+    atexit.register(_stop_all_for_exit)
+
+
+_register_exit_hooks()
