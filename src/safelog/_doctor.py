@@ -829,9 +829,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--torture",
         action="store_true",
-        help="also build the configuration in a child interpreter, in a "
-        "temporary directory, fork children while threads log through each "
-        "handler, and report hung children and lost, duplicated and torn records",
+        help="also build the configuration in a child interpreter, fork "
+        "children while threads log through each handler, and report hung "
+        "children and lost, duplicated and torn records; it runs in a temporary "
+        "directory, so relative file names land there, but files named by an "
+        "absolute path get the test records",
     )
 
 
@@ -855,7 +857,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if args.fix:
             usage_error(
                 "--fix needs CONFIG: a configuration set up by code has no file "
-                "to convert"
+                "to convert (call safelog.install() after it instead)"
             )
         return _run_live(args.import_module, args.torture, out, usage_error)
     try:
