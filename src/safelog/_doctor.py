@@ -43,6 +43,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+import safelog
+
 from . import _replacements
 
 __all__ = [
@@ -172,8 +174,6 @@ def judge_class(name: str, cls: object, path: str | None = None) -> Finding:
 
 def _public_path(cls: type) -> str:
     """``safelog.FileHandler`` rather than ``safelog._handlers.FileHandler``."""
-    import safelog
-
     if getattr(safelog, cls.__name__, None) is cls:
         return f"safelog.{cls.__name__}"
     return _replacements.class_path(cls)
@@ -405,7 +405,6 @@ def fix_dict_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
 def fix_ini_config(text: str, source: str = "<ini>") -> tuple[str, list[str]]:
     """``text`` with the class of every replaceable handler converted, every
     other line (comments too) kept as it is, and the notes of what was not."""
-    parser = _read_ini(text, source)
     replacements: dict[str, str] = {}
     notes = []
     for finding in check_ini_config(text, source):
@@ -418,7 +417,6 @@ def fix_ini_config(text: str, source: str = "<ini>") -> tuple[str, list[str]]:
             notes.append(f"{finding.name}: not converted: {reason}")
             continue
         replacements[f"handler_{finding.name}"] = finding.replacement
-    del parser
     lines = []
     section = None
     for line in text.splitlines(keepends=True):
