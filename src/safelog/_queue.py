@@ -220,9 +220,8 @@ class QueueHandler(logging.Handler):
     # -- caller side: no lock ----------------------------------------------
 
     def handle(self, record: logging.LogRecord) -> Any:
-        """Filter ``record`` and queue it for the targets; take no lock.
-
-        Returns what ``logging.Handler.handle`` returns."""
+        """Filter ``record`` and queue a copy of it for the targets; take no
+        lock.  Returns what ``logging.Handler.handle`` returns."""
         passed: Any
         if self.filters:
             passed = self.filter(record)
@@ -232,14 +231,33 @@ class QueueHandler(logging.Handler):
                 record = passed
         else:
             passed = record if _FILTER_RETURNS_RECORD else True
-        self.emit(record)
+        # emit() inlined: this is every log call's cost for the caller.
+        try:
+            state = record.__dict__.copy()
+            # Merged now: the arguments may change after the call.
+            state["msg"] = record.getMessage()
+            state["args"] = None
+            if record.exc_info and not record.exc_text:
+                state["exc_text"] = self._render_exception(record)
+        except RecursionError:  # as logging.Handler.emit: never swallowed
+            raise
+        except Exception:
+            self.handleError(record)
+            return passed
+        pending = self._queue
+        if pending.qsize() >= self._maxsize and not self._make_room():
+            return passed
+        pending.put((record.__class__, state))
+        if self._writer is None:
+            self._wake()
         return passed
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Queue a copy of ``record`` for the writer; take no lock."""
+        """Queue a copy of ``record`` for the writer, unfiltered; take no
+        lock."""
         try:
             captured = self._capture(record)
-        except RecursionError:  # as logging.Handler.emit: never swallowed
+        except RecursionError:
             raise
         except Exception:
             self.handleError(record)
@@ -253,16 +271,17 @@ class QueueHandler(logging.Handler):
 
     def _capture(self, record: logging.LogRecord) -> _Captured:
         state = record.__dict__.copy()
-        # The message merged now: the arguments may change after the call.
         state["msg"] = record.getMessage()
         state["args"] = None
         if record.exc_info and not record.exc_text:
-            # Rendered now, as the first target's formatter would have done:
-            # the traceback's frames and the exception may change later.
-            state["exc_text"] = self._exception_formatter().formatException(
-                record.exc_info
-            )
+            state["exc_text"] = self._render_exception(record)
         return (record.__class__, state)
+
+    def _render_exception(self, record: logging.LogRecord) -> str:
+        # Rendered now, as the first target's formatter would do it: the
+        # exception and its traceback's frames may change later.
+        assert record.exc_info is not None
+        return self._exception_formatter().formatException(record.exc_info)
 
     def _exception_formatter(self) -> logging.Formatter:
         targets = self._resolved_targets()
@@ -349,12 +368,24 @@ class QueueHandler(logging.Handler):
                     self._names_to_resolve = False
                     _atfork.register(self)
             get = pending.get
-            process = self._process
             while True:
-                if process(get()) or self._stop_pending:
+                item = get()
+                if type(item) is tuple:  # a record: _process() inlined
+                    record_class, state = item
+                    record = record_class.__new__(record_class)
+                    record.__dict__ = state
+                    for target in self._targets or self._resolved_targets():
+                        if record.levelno >= target.level:
+                            try:
+                                target.handle(record)
+                            except Exception:
+                                _report_target_error(target, record)
+                    if self._overflowed:
+                        self._report_drops()
+                elif self._process(item):
                     break
-                if self._overflowed:
-                    self._report_drops()
+                if self._stop_pending:
+                    break
         finally:
             self._stop_pending = False
             self._writer_ident = None
