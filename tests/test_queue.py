@@ -264,8 +264,8 @@ def test_reentrant_logging_from_target(logger: logging.Logger) -> None:
 
 
 def test_flush_and_close_from_target_do_not_deadlock() -> None:
-    """flush() and close() called by a target, on the writer thread, return
-    and still write everything."""
+    """flush() and close() called by a target, on the writer thread or (after
+    close) on the logging thread, return and still write everything."""
     outcome = run_ok(
         """
         import json, logging, safelog
@@ -285,6 +285,7 @@ def test_flush_and_close_from_target_do_not_deadlock() -> None:
         queued.flush()
         log.warning("close me")
         log.warning("after close")
+        log.warning("flush me")  # handled on this thread now, inside the drain
         queued.flush()
         queued.close()
         print(json.dumps(lines))
@@ -292,7 +293,13 @@ def test_flush_and_close_from_target_do_not_deadlock() -> None:
         timeout=30,
     )
     lines = json.loads(outcome.stdout)
-    expected = ["flush me", *(f"r{i}" for i in range(50)), "close me", "after close"]
+    expected = [
+        "flush me",
+        *(f"r{i}" for i in range(50)),
+        "close me",
+        "after close",
+        "flush me",
+    ]
     assert expected == lines
 
 

@@ -178,6 +178,8 @@ class QueueHandler(logging.Handler):
         self._writer: threading.Thread | None = None
         self._writer_ident: int | None = None
         self._stop_pending = False  # a stop request seen while draining inline
+        self._inline_drain = threading.Lock()  # only ever tried, never waited on
+        self._inline_drainer: int | None = None
         self._forking = False
         self._fork_prepared = False
         self._fork_holds_token = False
@@ -449,17 +451,31 @@ class QueueHandler(logging.Handler):
 
     def _drain_inline(self) -> None:
         """Handle every queued record on this thread (after close or exit,
-        and for a flush called by a target on the writer)."""
+        and for a flush called by a target on the writer).
+
+        One thread drains at a time, so records keep their order.  A thread
+        that finds another draining leaves its records to it (never waits:
+        it may be a signal handler interrupting that very drain); the
+        drainer looks again after letting go, so none is left behind."""
         pending = self._queue
-        while True:
+        on_writer = threading.get_ident() == self._writer_ident
+        while self._inline_drain.acquire(blocking=False):
+            self._inline_drainer = threading.get_ident()
             try:
-                item = pending.get_nowait()
-            except queue.Empty:
-                break
-            if self._process(item) and threading.get_ident() == self._writer_ident:
-                self._stop_pending = True  # the writer exits when back in its loop
-        if self._overflowed:
-            self._report_drops()
+                while True:
+                    try:
+                        item = pending.get_nowait()
+                    except queue.Empty:
+                        break
+                    if self._process(item) and on_writer:
+                        self._stop_pending = True  # the writer exits in its loop
+                if self._overflowed:
+                    self._report_drops()
+            finally:
+                self._inline_drainer = None
+                self._inline_drain.release()
+            if pending.empty():
+                return
 
     # -- targets -----------------------------------------------------------
 
@@ -498,7 +514,10 @@ class QueueHandler(logging.Handler):
         the queued records itself) and after :meth:`close`.  Waits as long as
         the targets take; returns at once when nothing is pending."""
         self._adopt_if_forked()
-        if threading.get_ident() == self._writer_ident:
+        me = threading.get_ident()
+        if me == self._writer_ident or me == self._inline_drainer:
+            # Called by a target (or a signal handler) on the thread that is
+            # handling records: waiting for a barrier would wait for itself.
             self._drain_inline()
             self._flush_targets()
             return
@@ -523,7 +542,7 @@ class QueueHandler(logging.Handler):
         if not self._closed:
             self._closed = True
             self._stop_writer()
-            self._drain_inline()
+            self.flush()  # waits for a thread draining inline, if any
             for target in self._resolved_targets():
                 try:
                     target.close()
@@ -538,8 +557,7 @@ class QueueHandler(logging.Handler):
         self._adopt_if_forked()
         self._exiting = True
         self._stop_writer()
-        self._drain_inline()
-        self._flush_targets()
+        self.flush()
 
     def _stop_writer(self) -> None:
         """Let the writer handle what is queued, then exit.  Callers set
