@@ -11,6 +11,7 @@ from ._atfork import DEFAULT_FORK_TIMEOUT, get_fork_timeout, set_fork_timeout
 from ._handlers import FileHandler, StreamHandler
 from ._install import InstallReport, install, uninstall
 from ._network import DatagramHandler, SocketHandler, SysLogHandler
+from ._queue import QueueHandler, flush
 from ._rotating import RotatingFileHandler, TimedRotatingFileHandler
 from ._stream import DescriptorStream
 from ._watched import WatchedFileHandler
@@ -21,12 +22,14 @@ __all__ = [
     "DescriptorStream",
     "FileHandler",
     "InstallReport",
+    "QueueHandler",
     "RotatingFileHandler",
     "SocketHandler",
     "StreamHandler",
     "SysLogHandler",
     "TimedRotatingFileHandler",
     "WatchedFileHandler",
+    "flush",
     "get_fork_timeout",
     "install",
     "set_fork_timeout",
