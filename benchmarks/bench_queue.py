@@ -325,6 +325,7 @@ def main() -> None:
 
         print("\n4. os.fork() in the parent, median (us)")
         forks = int(200 * scale) or 20
+        time.sleep(0.1)  # let the threads joined above leave the OS thread list
         bare = fork_cost(forks)
         with setups(directory) as made:
             setup = made[QUEUED_SAFE]
