@@ -14,3 +14,15 @@ base_name: str = logfile.baseFilename
 safelog.set_fork_timeout(0.05)
 timeout: float = safelog.get_fork_timeout()
 handlers: list[logging.Handler] = [console, logfile]
+
+queue_handler = safelog.QueueHandler([logfile], maxsize=1000, overflow="drop_old")
+dropped: int = queue_handler.dropped
+safelog.flush()
+rotating = safelog.RotatingFileHandler("app.log", maxBytes=1 << 20, backupCount=3)
+timed = safelog.TimedRotatingFileHandler("app.log", when="midnight")
+watched = safelog.WatchedFileHandler("app.log", delay=True)
+syslog = safelog.SysLogHandler(address=("localhost", 514))
+socket_handler = safelog.SocketHandler("localhost", 9020)
+datagram = safelog.DatagramHandler("localhost", 9021)
+report: safelog.InstallReport = safelog.install(queue=False)
+done: bool = safelog.uninstall()
