@@ -160,7 +160,7 @@ logged = [0] * THREADS
 
 def chatter(t):
     i = 0
-    while not stop.is_set() and i < 20000:
+    while not stop.is_set() and i < 1_000_000:  # a bound, never reached
         log.info("%s", body(f"p{{t}}-{{i}}"))
         i += 1
         logged[t] = i
@@ -551,7 +551,7 @@ logged = [0] * THREADS
 
 def chatter(t):
     i = 0
-    while not stop.is_set() and i < 50000:
+    while not stop.is_set() and i < 1_000_000:  # a bound, never reached
         log.info("%s", body(f"p{{t}}-{{i}}"))
         i += 1
         logged[t] = i
