@@ -478,7 +478,7 @@ def test_no_record_in_flight_is_duplicated(tmp_path: Path, stream: str) -> None:
         "safelog",
         forks=60,
         stop=False,
-        budget=60.0,
+        budget=100.0,
         deadline=CHILD_DEADLINE,
     )
     assert ([], []) == (summary["hung"], summary["failed"]), summary
@@ -495,7 +495,7 @@ def test_no_record_in_flight_is_duplicated_torture(tmp_path: Path, stream: str) 
         "safelog",
         forks=400,
         stop=False,
-        budget=200.0,
+        budget=120.0,
         deadline=CHILD_DEADLINE,
     )
     assert ([], []) == (summary["hung"], summary["failed"]), summary
