@@ -79,9 +79,11 @@ def set_fork_timeout(seconds: float) -> None:
     handlers to a quiet state.  The default is 0.1 s; 0 means "never wait".
 
     A handler that is still busy when the time is up is not waited for: the
-    child still gets fresh locks and no pending output, so it cannot hang or
-    write anything twice, but the parent's in-flight record is written only by
-    the parent.
+    child still gets fresh locks, so it cannot hang.  One case can then write
+    a record twice: a ``safelog.StreamHandler`` on a buffered stream whose
+    parent thread was between its write and its flush, in a child that later
+    flushes that stream itself (a normal exit flushes ``sys.stderr``).  See
+    docs/how-it-works.md.
     """
     global _fork_timeout
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
