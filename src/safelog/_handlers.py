@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -90,22 +91,39 @@ def _stream_for_child(stream: object) -> DescriptorStream | None:
 
     The child's records go straight to the descriptor, never through an
     inherited buffer: a vanished parent thread may hold its lock, and the
-    bytes pending in it are the parent's to write.
+    bytes pending in it are the parent's to write.  Only a text file or
+    socket stream is replaced, whose bytes reach its descriptor unchanged; a
+    stream that transforms them (gzip, a custom class) is kept.
     """
-    if stream is None or isinstance(stream, (DescriptorStream, io.StringIO)):
+    fd = _plain_descriptor(stream)
+    if fd is None:
         return None
-    fd = _descriptor_of(stream)
-    encoding = getattr(stream, "encoding", None)
-    if fd is None or not isinstance(encoding, str):
-        return None  # no descriptor, so no io lock or buffer to fear
-    errors = getattr(stream, "errors", None)
+    assert isinstance(stream, io.TextIOWrapper)
+    try:
+        at_start = os.lseek(fd, 0, os.SEEK_CUR) == 0
+    except OSError:  # a pipe, a socket, a terminal: no start to speak of
+        at_start = False
     return DescriptorStream(
         fd,
-        encoding=encoding,
-        errors=errors if isinstance(errors, str) else "strict",
+        encoding=stream.encoding,
+        errors=stream.errors or "strict",
         name=getattr(stream, "name", None),
         mode=getattr(stream, "mode", "w"),
+        at_start=at_start,
     )
+
+
+def _plain_descriptor(stream: object) -> int | None:
+    """The descriptor under ``stream`` if it is a text stream over a file or
+    socket, buffered or not (``sys.stderr``, ``open()``, ``makefile()``)."""
+    if not isinstance(stream, io.TextIOWrapper):
+        return None
+    layer = stream.buffer
+    if isinstance(layer, (io.BufferedWriter, io.BufferedRandom)):
+        layer = layer.raw
+    if not isinstance(layer, (io.FileIO, socket.SocketIO)):
+        return None
+    return _descriptor_of(layer)
 
 
 class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
