@@ -14,13 +14,15 @@ subclass.  Across fork they add what the standard classes lack:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO, cast
 
 try:
     import fcntl
@@ -142,6 +144,9 @@ class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
     than ``"\\n"`` gets ``"\\n"`` line ends in the child.
     """
 
+    # The emit() that write_batch() stands in for (see there).
+    _batch_emit: ClassVar[Callable[..., None]] = logging.StreamHandler.emit
+
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._register_for_fork()
@@ -164,6 +169,8 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
     write at its end, so a forked child never writes a parent's record again
     and processes appending to one file never tear each other's records.
     """
+
+    _batch_emit: ClassVar[Callable[..., None]] = logging.FileHandler.emit
 
     def __init__(
         self,
@@ -193,6 +200,162 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
         _set_append(stream.fileno())
         # Typed as the stdlib's stream; it is a text stream with the same API.
         return cast(io.TextIOWrapper, stream)
+
+
+# A batch of long records (tracebacks) is written in several writes of whole
+# records, each at most about this long (a longer record alone), rather than
+# copied into one buffer.
+_JOINED_MAX = 1 << 20
+
+
+def write_batch(handler: logging.Handler, records: Sequence[logging.LogRecord]) -> bool:
+    """Handle ``records`` on ``handler`` as ``handler.handle()`` would one at
+    a time, writing them together; return False, having done nothing, when
+    ``handler`` cannot take them that way.  For ``safelog.QueueHandler``'s
+    writer.
+
+    ``handler`` takes a batch when it is a safelog :class:`StreamHandler` or
+    :class:`FileHandler` (or a subclass) whose ``handle``, ``emit`` and
+    ``flush`` are the standard ones, and whose stream is a
+    :class:`DescriptorStream` (a FileHandler's once open, a StreamHandler's
+    in a forked child).  Then each record goes through ``filter()`` as in
+    ``handle()``; under one acquisition of the handler lock each record that
+    passed is formatted and encoded in order, and they are written whole and
+    in order: in one ``os.write`` on a regular file (``O_APPEND`` places it
+    at the end in one piece), in writes of at most ``PIPE_BUF`` bytes on a
+    pipe (a longer record alone, as before), so another process's write
+    never lands inside a record.  The bytes are those that ``handle()``
+    writes record by record.  A record that fails to format or encode goes
+    to ``handleError`` and the others are still written; a failed write
+    goes to ``handleError`` for each record in it.
+    """
+    if not takes_batches(handler):
+        return False
+    stream_handler = cast(_StreamHandlerBase, handler)
+    passed: Sequence[logging.LogRecord] = records
+    if handler.filters or type(handler).filter is not logging.Filterer.filter:
+        passed = []
+        for record in records:
+            try:
+                verdict = handler.filter(record)
+            except Exception:  # as the writer reports one raised by handle()
+                _report_error(handler, record)
+                continue
+            if verdict:
+                # 3.12+: a filter may hand back a replacement record.
+                passed.append(
+                    verdict if isinstance(verdict, logging.LogRecord) else record
+                )
+        if not passed:
+            return True
+    handler.acquire()
+    try:
+        stream: object = stream_handler.stream
+        if type(stream) is DescriptorStream:
+            _write_whole_records(stream_handler, stream, passed)
+        else:  # closed or replaced since the check: emit() takes each
+            for record in passed:
+                try:
+                    handler.emit(record)
+                except Exception:
+                    _report_error(handler, record)
+    finally:
+        handler.release()
+    return True
+
+
+def takes_batches(handler: logging.Handler) -> bool:
+    """Whether :func:`write_batch` would take records for ``handler`` now."""
+    cls = type(handler)
+    standard_emit = getattr(cls, "_batch_emit", None)
+    return (
+        standard_emit is not None
+        and cls.emit is standard_emit  # not a subclass's own emit()
+        and cls.handle is logging.Handler.handle
+        and cls.flush is logging.StreamHandler.flush
+        and type(getattr(handler, "stream", None)) is DescriptorStream
+    )
+
+
+def _write_whole_records(
+    handler: _StreamHandlerBase,
+    stream: DescriptorStream,
+    records: Sequence[logging.LogRecord],
+) -> None:
+    """What ``StreamHandler.emit`` writes for each record, in as few writes
+    as keep each record whole.  Called with the handler lock held.
+
+    ``emit`` also calls ``flush()``, which does nothing on an open
+    DescriptorStream (and a closed one fails the write already)."""
+    format_record = handler.format
+    formatter = handler.formatter
+    if formatter is not None and type(handler).format is logging.Handler.format:
+        format_record = formatter.format  # what Handler.format calls
+    terminator = handler.terminator
+    texts: list[str] = []
+    formatted: list[logging.LogRecord] | None = None  # None: all of records
+    for record in records:
+        try:
+            text = format_record(record) + terminator
+        except Exception:  # as emit(): this record only
+            _report_error(handler, record)
+            if formatted is None:
+                formatted = list(records[: len(texts)])
+            continue
+        texts.append(text)
+        if formatted is not None:
+            formatted.append(record)
+    if not texts:
+        return
+    if formatted is None:
+        formatted = list(records)
+    limit = stream._whole_write_limit()
+    if limit is None:  # a regular file: O_APPEND keeps any write whole
+        if sum(map(len, texts)) <= _JOINED_MAX:
+            data = stream._encode_joined(texts)
+            if data is not None:
+                _write_encoded(handler, stream, [data], formatted)
+                return
+        limit = _JOINED_MAX
+    # One by one: a record that does not encode fails alone, a pipe gets
+    # writes it keeps whole, and long records are not copied all at once.
+    pieces: list[bytes] = []
+    in_pieces: list[logging.LogRecord] = []
+    size = 0
+    for text, record in zip(texts, formatted):
+        try:
+            data = stream._encode(text)
+        except Exception:
+            _report_error(handler, record)
+            continue
+        if limit is not None and pieces and size + len(data) > limit:
+            _write_encoded(handler, stream, pieces, in_pieces)
+            pieces, in_pieces, size = [], [], 0
+        pieces.append(data)
+        in_pieces.append(record)
+        size += len(data)
+    if pieces:
+        _write_encoded(handler, stream, pieces, in_pieces)
+
+
+def _write_encoded(
+    handler: logging.Handler,
+    stream: DescriptorStream,
+    pieces: list[bytes],
+    records: list[logging.LogRecord],
+) -> None:
+    try:
+        stream._write_encoded(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+    except Exception:  # none of them is known to be written whole
+        for record in records:
+            _report_error(handler, record)
+
+
+def _report_error(handler: logging.Handler, record: logging.LogRecord) -> None:
+    # As safelog.QueueHandler's writer reports an exception from handle():
+    # a broken handleError must not cost the records after this one.
+    with contextlib.suppress(Exception):
+        handler.handleError(record)
 
 
 def _set_append(fd: int) -> None:

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Union, cast
 
 from . import _atfork
+from ._handlers import takes_batches, write_batch
 
 __all__ = ["DEFAULT_MAXSIZE", "QueueHandler", "flush"]
 
@@ -49,6 +50,9 @@ WRITER_THREAD_NAME = "safelog-writer"
 _BLOCK_POLL_MAX = 0.001
 # Barrier waits look at the writer this often, to restart it if it is gone.
 _BARRIER_POLL = 0.05
+# The writer takes at most this many records off the queue at a time: a
+# batch is formatted under its target's lock, which a fork waits for.
+_BATCH_MAX = 256
 
 # Filterer.filter returns the record itself from 3.12 on, True before.
 _FILTER_RETURNS_RECORD = sys.version_info >= (3, 12)
@@ -58,6 +62,20 @@ _DEFAULT_FORMATTER = logging.Formatter()
 # What the caller enqueues for a record: its class and a copy of its __dict__.
 _Captured = tuple[type, dict[str, Any]]
 _Target = Union[logging.Handler, str]
+
+
+class _Batch:
+    """Records the writer took off the queue together, the targets they go
+    to, and how many of them each target has been handed so far."""
+
+    __slots__ = ("handed", "records", "targets")
+
+    def __init__(
+        self, records: list[logging.LogRecord], targets: tuple[logging.Handler, ...]
+    ) -> None:
+        self.records = records
+        self.targets = targets
+        self.handed = [0] * len(targets)
 
 
 class _Stop:
@@ -105,7 +123,15 @@ class QueueHandler(logging.Handler):
 
     Writer side: one daemon thread named ``safelog-writer``, started on the
     first record.  An exception in a target goes to that target's
-    ``handleError``; the writer keeps running.
+    ``handleError``; the writer keeps running.  The writer takes every
+    record already queued (up to 256, and never past a flush barrier) at
+    once.  A ``safelog.FileHandler`` target (or ``safelog.StreamHandler`` on
+    a :class:`DescriptorStream`) that does not override ``handle``,
+    ``emit`` or ``flush`` gets them as one batch: filtered one by one, then
+    formatted and written under one acquisition of its lock, in one
+    ``os.write`` on a regular file (writes of at most ``PIPE_BUF`` bytes on
+    a pipe), with the same bytes, order and ``handleError`` calls as one
+    ``handle()`` per record.  Other targets get one ``handle()`` per record.
 
     Fork: the writer is drained and stopped before ``fork()`` (within the
     shared fork timeout, see :func:`safelog.set_fork_timeout`), so at the
@@ -355,6 +381,10 @@ class QueueHandler(logging.Handler):
 
     # -- writer side -------------------------------------------------------
 
+    # The batch the writer is handing out, so that a target flushing this
+    # handler from the writer thread finishes it before later records.
+    _batch: _Batch | None = None
+
     def _writer_main(self, pending: queue.SimpleQueue[Any]) -> None:
         writer = threading.current_thread()
         self._writer_ident = threading.get_ident()
@@ -369,21 +399,34 @@ class QueueHandler(logging.Handler):
                     # steps are idempotent.
                     self._names_to_resolve = False
                     _atfork.register(self)
-            get = pending.get
+            get, get_nowait = pending.get, pending.get_nowait
             while True:
                 item = get()
-                if type(item) is tuple:  # a record: _process() inlined
-                    record_class, state = item
-                    record = record_class.__new__(record_class)
-                    record.__dict__ = state
-                    for target in self._targets or self._resolved_targets():
-                        if record.levelno >= target.level:
-                            try:
-                                target.handle(record)
-                            except Exception:
-                                _report_target_error(target, record)
+                if type(item) is tuple:
+                    # Take the records queued behind it too, up to a barrier
+                    # or a stop (handled after them, in their place) or
+                    # _BATCH_MAX, and hand them out as one batch.
+                    records = []
+                    while True:
+                        record_class, state = item
+                        record = record_class.__new__(record_class)
+                        record.__dict__ = state
+                        records.append(record)
+                        if len(records) >= _BATCH_MAX:
+                            item = None
+                            break
+                        try:
+                            item = get_nowait()
+                        except queue.Empty:
+                            item = None
+                            break
+                        if type(item) is not tuple:
+                            break
+                    self._deliver_batch(records)
                     if self._overflowed:
                         self._report_drops()
+                    if item is not None and self._process(item):
+                        break
                 elif self._process(item):
                     break
                 if self._stop_pending:
@@ -420,6 +463,53 @@ class QueueHandler(logging.Handler):
                     target.handle(record)
                 except Exception:
                     _report_target_error(target, record)
+
+    def _deliver_batch(self, records: list[logging.LogRecord]) -> None:
+        """Hand ``records`` to every target whose level each one meets, in
+        order: to a safelog file or stream handler as one batch (filtered,
+        formatted and written together under one acquisition of its lock,
+        see ``_handlers.write_batch``), to any other target one
+        ``handle()`` at a time."""
+        batch = _Batch(records, self._targets or self._resolved_targets())
+        self._batch = batch
+        try:
+            self._finish_batch(batch)
+        finally:
+            self._batch = None
+
+    def _finish_batch(self, batch: _Batch) -> None:
+        """Hand each target the records of ``batch`` it has not had yet.
+
+        Re-entered, through ``_drain_inline``, by a target that flushes this
+        handler on the writer thread: the batch is finished there, before
+        any record still queued, and the outer call finds nothing left."""
+        records, handed = batch.records, batch.handed
+        count = len(records)
+        for index, target in enumerate(batch.targets):
+            start = handed[index]
+            if start >= count:
+                continue
+            if takes_batches(target):
+                handed[index] = count  # before the target runs any code
+                level = target.level
+                eligible = [r for r in records[start:] if r.levelno >= level]
+                try:
+                    if not eligible or write_batch(target, eligible):
+                        continue
+                except Exception:  # write_batch reports errors itself: a bug
+                    _report_target_error(target, eligible[0])
+                    continue
+                handed[index] = start  # it took none after all
+            # handed[] is read again each time: a re-entered call may have
+            # handed this target the rest of the batch already.
+            while handed[index] < count:
+                record = records[handed[index]]
+                handed[index] += 1  # before the target runs any code
+                if record.levelno >= target.level:
+                    try:
+                        target.handle(record)
+                    except Exception:
+                        _report_target_error(target, record)
 
     def _flush_targets(self) -> None:
         for target in self._resolved_targets():
@@ -462,6 +552,11 @@ class QueueHandler(logging.Handler):
         while self._inline_drain.acquire(blocking=False):
             self._inline_drainer = threading.get_ident()
             try:
+                batch = self._batch
+                if on_writer and batch is not None:
+                    # A target flushing mid-batch: the rest of the batch
+                    # comes before anything still queued.
+                    self._finish_batch(batch)
                 while True:
                     try:
                         item = pending.get_nowait()

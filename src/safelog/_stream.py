@@ -13,7 +13,13 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import select
+import stat
 from typing import IO, Any
+
+# Writes up to this size to a pipe are never interleaved with other writers'.
+_PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)  # 512: the POSIX minimum
+_STATELESS_CODECS = frozenset({"utf-8", "ascii", "iso8859-1"})
 
 
 class DescriptorStream(io.TextIOBase):
@@ -57,6 +63,10 @@ class DescriptorStream(io.TextIOBase):
             self._encoder.setstate(0)
         # open() in text mode writes "\n" as os.linesep; so do we.
         self._translate_newlines = os.linesep != "\n"
+        self._write_limit: int | None = 0  # 0: not looked up yet
+        # Encoders that keep no state: texts encoded one by one or joined
+        # give the same bytes, and a text that fails to encode changes nothing.
+        self._joins_encodings = codecs.lookup(encoding).name in _STATELESS_CODECS
 
     @classmethod
     def from_text_file(cls, text_file: io.TextIOWrapper, mode: str) -> DescriptorStream:
@@ -95,17 +105,60 @@ class DescriptorStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         """Encode ``text`` and write it whole; return ``len(text)``."""
+        self._write_encoded(self._encode(text))
+        return len(text)
+
+    def _encode(self, text: str) -> bytes:
+        """The bytes :meth:`write` would write for ``text``, for a caller that
+        joins several texts into one :meth:`_write_encoded`.
+
+        Advances the encoder as :meth:`write` does (a byte order mark comes
+        out once, with the first text), so encoding texts one by one and
+        writing them joined gives the bytes of writing them one by one."""
         if self.closed:
             raise ValueError("I/O operation on closed file.")
         if not self._writable:
             raise io.UnsupportedOperation("not writable")
         if self._translate_newlines:
             text = text.replace("\n", os.linesep)
-        data = self._encoder.encode(text)
+        return self._encoder.encode(text)
+
+    def _encode_joined(self, texts: list[str]) -> bytes | None:
+        """``b"".join(self._encode(text) for text in texts)``, encoded in one
+        go; or None, having encoded nothing, when that could differ: the
+        encoding keeps state between texts (a byte order mark), or a text
+        does not encode (the caller then encodes them one by one, to find
+        which)."""
+        if not self._joins_encodings:
+            return None
+        try:
+            return self._encode("".join(texts))
+        except Exception:  # stateless: nothing was consumed
+            return None
+
+    def _write_encoded(self, data: bytes) -> None:
+        """Write ``data`` (from :meth:`_encode`) whole, in one ``os.write``
+        unless the kernel takes less."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
         written = os.write(self._fd, data)
         if written < len(data):
             self._write_rest(memoryview(data)[written:])
-        return len(text)
+
+    def _whole_write_limit(self) -> int | None:
+        """The largest write that other processes writing to this descriptor
+        cannot interleave with: ``PIPE_BUF`` for a pipe, socket or terminal,
+        None (no limit) for a regular file, where ``O_APPEND`` places each
+        write whole at the end."""
+        limit = self._write_limit
+        if limit == 0:
+            try:
+                regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
+            except OSError:
+                regular = False
+            limit = None if regular else _PIPE_BUF
+            self._write_limit = limit
+        return limit
 
     def _write_rest(self, rest: memoryview) -> None:
         while rest:

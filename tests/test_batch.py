@@ -1,0 +1,396 @@
+"""Batch delivery: safelog.QueueHandler's writer hands a safelog FileHandler
+(or a StreamHandler on a DescriptorStream) every record it took off the queue
+at once, written in one os.write.  What must not change: the bytes, the order,
+and that a record failing alone costs no other record."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+import safelog
+import safelog._queue
+from safelog._handlers import takes_batches
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(threadName)s: %(message)s"
+
+
+class Gate(logging.Handler):
+    """A target that holds the writer on its first record until opened, so
+    that everything logged meanwhile reaches the others as one batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.entered.set()
+        self.opened.wait(10)
+
+
+@pytest.fixture
+def logger() -> Iterator[logging.Logger]:
+    """A logger of its own, not propagating, at DEBUG."""
+    named = logging.getLogger(f"test_batch.{time.monotonic_ns()}")
+    named.setLevel(logging.DEBUG)
+    named.propagate = False
+    yield named
+
+
+@pytest.fixture
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch the writer hands to write_batch."""
+    sizes: list[int] = []
+    real = safelog._queue.write_batch
+
+    def counting(
+        handler: logging.Handler, records: Sequence[logging.LogRecord]
+    ) -> bool:
+        sizes.append(len(records))
+        return real(handler, records)
+
+    monkeypatch.setattr(safelog._queue, "write_batch", counting)
+    return sizes
+
+
+def held(
+    logger: logging.Logger,
+    targets: Sequence[logging.Handler],
+    direct: Sequence[logging.Handler] = (),
+) -> tuple[safelog.QueueHandler, Gate]:
+    """A QueueHandler on ``targets`` (then ``direct`` handlers) on ``logger``,
+    whose writer is held inside a first record, "hold", so that the records
+    logged next are queued together.  The targets get "hold" first."""
+    gate = Gate()
+    queued = safelog.QueueHandler([gate, *targets])
+    logger.addHandler(queued)
+    for handler in direct:
+        logger.addHandler(handler)
+    logger.critical("hold")
+    assert gate.entered.wait(5)
+    return queued, gate
+
+
+def log_mixed(logger: logging.Logger) -> None:
+    """Levels, arguments, non-string messages, unicode, exceptions, stacks."""
+    logger.debug("debug %d", 1)
+    logger.info("plain")
+    logger.info("secret %s", "password")
+    logger.warning("args %s %d %r", "x", 7, {"k": [1]})
+    logger.info({"not": "a string"})
+    logger.error("unicode é ✓ %s", "\u2603")
+    logger.info("stack", stack_info=True)
+    try:
+        raise KeyError("inner")
+    except KeyError:
+        try:
+            raise ValueError("outer")
+        except ValueError:
+            logger.exception("with %s", "traceback")
+    logger.info("multi\nline")
+    for index in range(40):
+        logger.log(logging.DEBUG + 10 * (index % 4), "r%d", index)
+
+
+def configure(handlers: list[logging.FileHandler]) -> None:
+    """The same levels, filters and formatters on each of ``handlers``."""
+    plain, braces = handlers[0::2], handlers[1::2]
+    for handler in plain:
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
+        handler.addFilter(lambda record: "secret" not in record.getMessage())
+    for handler in braces:
+        handler.setFormatter(logging.Formatter("{levelname}|{message}", style="{"))
+        # A replacement record on 3.12+, just True before.
+        handler.addFilter(
+            lambda record: logging.makeLogRecord({**record.__dict__, "tag": "t"})
+        )
+
+
+def test_batch_bytes_equal_direct(
+    logger: logging.Logger, tmp_path: pathlib.Path, batch_sizes: list[int]
+) -> None:
+    """Records written as one batch are the bytes each target writes when
+    called directly, with levels, filters and formatters mixed."""
+    direct = [safelog.FileHandler(tmp_path / f"direct{i}.log") for i in range(2)]
+    batched = [safelog.FileHandler(tmp_path / f"batched{i}.log") for i in range(2)]
+    configure(direct)
+    configure(batched)
+    queued, gate = held(logger, batched, direct)
+    log_mixed(logger)
+    gate.opened.set()
+    queued.close()
+    for handler in direct:
+        handler.close()
+    for index in range(2):
+        expected = (tmp_path / f"direct{index}.log").read_bytes()
+        assert expected == (tmp_path / f"batched{index}.log").read_bytes()
+    assert max(batch_sizes) >= 40
+
+
+def test_format_error_loses_no_other_record(
+    logger: logging.Logger, tmp_path: pathlib.Path, batch_sizes: list[int]
+) -> None:
+    """A record that fails to format, to encode or in a filter goes to
+    handleError alone; every other record of its batch is written, in order."""
+
+    class Recording(safelog.FileHandler):
+        failed: list[str]
+
+        def handleError(self, record: logging.LogRecord) -> None:
+            self.failed.append(str(record.msg))
+
+    class Picky(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            if record.msg == "bad format":
+                raise RuntimeError("cannot format this one")
+            return super().format(record)
+
+    def picky_filter(record: logging.LogRecord) -> bool:
+        if record.msg == "bad filter":
+            raise RuntimeError("cannot filter this one")
+        return True
+
+    path = tmp_path / "ascii.log"
+    target = Recording(path, encoding="ascii")
+    target.failed = []
+    target.setFormatter(Picky("%(message)s"))
+    target.addFilter(picky_filter)
+    queued, gate = held(logger, [target])
+    expected = ["hold"]
+    for index in range(30):
+        logger.info("r%d", index)
+        expected.append(f"r{index}")
+        if index == 10:
+            logger.info("bad format")
+        if index == 15:
+            logger.info("not ascii: é")
+        if index == 20:
+            logger.info("bad filter")
+    gate.opened.set()
+    queued.close()
+    assert "\n".join(expected) + "\n" == path.read_text("ascii")
+    assert ["bad format", "not ascii: é", "bad filter"] == sorted(
+        target.failed, key=["bad format", "not ascii: é", "bad filter"].index
+    )
+    assert 33 in batch_sizes
+
+
+def test_write_error_reported_per_record(
+    logger: logging.Logger, tmp_path: pathlib.Path
+) -> None:
+    """A failed write goes to handleError once for each record in it."""
+
+    class Recording(safelog.FileHandler):
+        failed: list[str]
+
+        def handleError(self, record: logging.LogRecord) -> None:
+            self.failed.append(record.getMessage())
+
+    target = Recording(tmp_path / "closed.log")
+    target.failed = []
+    queued, gate = held(logger, [target])
+    for index in range(5):
+        logger.info("r%d", index)
+    os.close(target.stream.fileno())  # EBADF on the next writes, "hold" first
+    gate.opened.set()
+    queued.flush()
+    assert ["hold", *(f"r{index}" for index in range(5))] == target.failed
+
+
+def test_order_kept_across_batches_and_targets(
+    logger: logging.Logger, tmp_path: pathlib.Path, batch_sizes: list[int]
+) -> None:
+    """Many batches from several threads: each target gets every record
+    once, and each thread's records in the order it logged them."""
+    paths = [tmp_path / "a.log", tmp_path / "b.log"]
+    targets = [safelog.FileHandler(path) for path in paths]
+    lines: list[str] = []
+
+    class Collecting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    queued = safelog.QueueHandler([targets[0], Collecting(), targets[1]])
+    logger.addHandler(queued)
+
+    def work(index: int) -> None:
+        for seq in range(2000):
+            logger.info("t%d %d", index, seq)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    queued.close()
+    for found in [path.read_text().splitlines() for path in paths] + [lines]:
+        assert 6000 == len(found) == len(set(found))
+        for index in range(3):
+            mine = [line for line in found if line.startswith(f"t{index} ")]
+            assert [f"t{index} {seq}" for seq in range(2000)] == mine
+    assert max(batch_sizes) > 1
+
+
+def test_flush_from_target_mid_batch_keeps_order(
+    logger: logging.Logger, tmp_path: pathlib.Path
+) -> None:
+    """A target that flushes the queue handler on the writer, in the middle
+    of a batch, gets the rest of that batch before later records, and so does
+    a file target after it."""
+    path = tmp_path / "after.log"
+    lines: list[str] = []
+
+    class Flushing(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+            if record.getMessage() == "flush me":
+                logger.info("logged during the flush")
+                queued.flush()
+
+    after = safelog.FileHandler(path)
+    queued, gate = held(logger, [Flushing(), after])
+    logger.info("a")
+    logger.info("flush me")
+    logger.info("b")
+    gate.opened.set()
+    queued.flush()
+    logger.info("c")
+    queued.close()
+    expected = ["hold", "a", "flush me", "b", "logged during the flush", "c"]
+    assert expected == lines, lines
+    assert expected == path.read_text().splitlines()
+
+
+def test_overridden_emit_not_batched(
+    logger: logging.Logger, tmp_path: pathlib.Path
+) -> None:
+    """A subclass with its own emit(), and the rotating and watched handlers,
+    get each record through emit() as before."""
+    emitted: list[str] = []
+
+    class Counting(safelog.FileHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            emitted.append(record.getMessage())
+            super().emit(record)
+
+    target = Counting(tmp_path / "counting.log")
+    queued, gate = held(logger, [target])
+    for index in range(20):
+        logger.info("r%d", index)
+    gate.opened.set()
+    queued.close()
+    assert ["hold", *(f"r{index}" for index in range(20))] == emitted
+    others = [
+        safelog.WatchedFileHandler(tmp_path / "watched.log"),
+        safelog.RotatingFileHandler(tmp_path / "rotating.log", maxBytes=100),
+        safelog.TimedRotatingFileHandler(tmp_path / "timed.log"),
+        logging.FileHandler(tmp_path / "stdlib.log"),
+    ]
+    try:
+        assert [False] * len(others) == [takes_batches(h) for h in others]
+        assert takes_batches(safelog.FileHandler(tmp_path / "plain.log"))
+    finally:
+        for handler in others:
+            handler.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "pipe"), reason="needs os.pipe")
+def test_pipe_writes_keep_records_whole(
+    logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a pipe a batch is written in pieces of whole records, none longer
+    than PIPE_BUF unless it is a single longer record (as before)."""
+    import select
+
+    pipe_buf = getattr(select, "PIPE_BUF", 512)
+    read_end, write_end = os.pipe()
+    stream = safelog.DescriptorStream(write_end, encoding="utf-8")
+    target = safelog.StreamHandler(stream)  # type: ignore[arg-type]
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def recording(fd: int, data: bytes) -> int:
+        if fd == write_end:
+            writes.append(bytes(data))
+        return real_write(fd, data)
+
+    queued, gate = held(logger, [target])
+    monkeypatch.setattr(os, "write", recording)
+    messages = [f"r{index} " + "x" * (index * 7 % 300) for index in range(60)]
+    messages.insert(30, "long " + "y" * (2 * pipe_buf))
+    for message in messages:
+        logger.info(message)
+    messages.insert(0, "hold")
+    gate.opened.set()
+    queued.flush()
+    monkeypatch.undo()
+    queued.close()
+    os.close(write_end)
+    received = b""
+    while chunk := os.read(read_end, 65536):
+        received += chunk
+    os.close(read_end)
+    assert "".join(f"{m}\n" for m in messages).encode() == received
+    assert b"".join(writes) == received
+    assert len(writes) < len(messages)
+    for data in writes:
+        assert data.endswith(b"\n")
+        assert len(data) <= pipe_buf or data.count(b"\n") == 1
+
+
+def test_utf16_byte_order_mark_once(
+    logger: logging.Logger, tmp_path: pathlib.Path
+) -> None:
+    """A stateful encoding (a byte order mark) gives the bytes of writing
+    the records one by one."""
+    direct_path, batched_path = tmp_path / "direct.log", tmp_path / "batched.log"
+    direct = safelog.FileHandler(direct_path, mode="w", encoding="utf-16")
+    batched = safelog.FileHandler(batched_path, mode="w", encoding="utf-16")
+    queued, gate = held(logger, [batched], [direct])
+    for index in range(10):
+        logger.info("r%d é", index)
+    gate.opened.set()
+    queued.close()
+    direct.close()
+    assert direct_path.read_bytes() == batched_path.read_bytes()
+    assert batched_path.read_text("utf-16").splitlines()[-1] == "r9 é"
+
+
+def test_long_records_split_between_whole_records(
+    logger: logging.Logger, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of long records goes to a file in several writes, each of
+    whole records, with the bytes of writing them one by one."""
+    path = tmp_path / "long.log"
+    target = safelog.FileHandler(path)
+    fd = target.stream.fileno()
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def recording(to: int, data: bytes) -> int:
+        if to == fd:
+            writes.append(bytes(data))
+        return real_write(to, data)
+
+    queued, gate = held(logger, [target])
+    monkeypatch.setattr(os, "write", recording)
+    messages = [f"r{index} " + "z" * 300_000 for index in range(8)]
+    for message in messages:
+        logger.info(message)
+    gate.opened.set()
+    queued.flush()
+    monkeypatch.undo()
+    queued.close()
+    expected = "".join(f"{m}\n" for m in ["hold", *messages]).encode()
+    assert expected == path.read_bytes()
+    assert 2 < len(writes) < 9
+    for data in writes:
+        assert data.endswith(b"\n")
