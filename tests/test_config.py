@@ -338,15 +338,10 @@ def test_file_config_builds_safelog_handlers(tmp_path: Path) -> None:
         assert {f"app WARNING child {n}" for n in range(10)} == children
 
 
-@pytest.mark.xfail(
-    reason="fileConfig keeps a handler that no logger uses only in logging's weak "
-    "registry, so the target named 'file' is collected before safelog.QueueHandler "
-    "looks it up on its first record",
-    strict=True,
-)
 def test_file_config_queue_handler_with_named_target(tmp_path: Path) -> None:
     """class=safelog.QueueHandler with args=(['file'],) in an .ini writes
-    through the handler named file."""
+    through the handler named file, which no logger uses: the queue handler
+    holds it from its construction (logging's registry holds it weakly)."""
     _shipped("QueueHandler")
     ini = INI.format(
         extra_keys=",queue",
@@ -501,17 +496,6 @@ def test_bad_overflow_names_the_handler_and_the_value(tmp_path: Path) -> None:
     ] == lines
 
 
-def _queue_handler_validates_targets() -> bool:
-    source = Path(safelog.__file__).with_name("_queue.py")
-    return source.exists() and "cycle" in source.read_text()
-
-
-@pytest.mark.xfail(
-    not _queue_handler_validates_targets(),
-    reason="safelog.QueueHandler resolves target names on its first record, "
-    "so dictConfig accepts an unknown name (issue #4, item 2)",
-    strict=True,
-)
 def test_unknown_target_name_fails_naming_the_handler_and_the_name(
     tmp_path: Path,
 ) -> None:
@@ -524,14 +508,12 @@ def test_unknown_target_name_fails_naming_the_handler_and_the_name(
     )
     assert "Unable to configure handler 'queue'" == lines[0]
     assert "'nosuch'" in lines[1]
+    assert (
+        "ValueError unknown target handler 'nosuch': this configuration's "
+        "handlers are 'queue'"
+    ) == lines[1]
 
 
-@pytest.mark.xfail(
-    not _queue_handler_validates_targets(),
-    reason="safelog.QueueHandler does not look for cycles between queue "
-    "handlers when configured (issue #4, item 2)",
-    strict=True,
-)
 def test_cycle_between_queue_handlers_fails_naming_a_handler(tmp_path: Path) -> None:
     """Two queue handlers that target each other fail dictConfig, naming a
     handler of the cycle and the word cycle."""
@@ -548,6 +530,106 @@ def test_cycle_between_queue_handlers_fails_naming_a_handler(tmp_path: Path) -> 
         "Unable to configure handler 'b'",
     )
     assert "cycle" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("handlers", "expected"),
+    [
+        (
+            {"q": {"class": "safelog.QueueHandler", "handlers": ["q"]}},
+            ["Unable to configure handler 'q'", "ValueError {} 'q' -> 'q'"],
+        ),
+        (
+            {
+                "c": {"()": "safelog.QueueHandler", "handlers": ["a"]},
+                "b": {"class": "safelog.QueueHandler", "handlers": ["c"]},
+                "a": {"class": "safelog.QueueHandler", "handlers": ["file", "b"]},
+                "file": {"class": "logging.NullHandler"},
+            },
+            [
+                "Unable to configure handler 'a'",
+                "ValueError {} 'a' -> 'b' -> 'c' -> 'a'",
+            ],
+        ),
+    ],
+    ids=["itself", "three-through-a-factory-entry"],
+)
+def test_longer_cycles_fail_with_the_path(
+    handlers: dict[str, object], expected: list[str], tmp_path: Path
+) -> None:
+    """A queue handler naming itself, and a cycle of three (one entry built
+    with "()"), fail dictConfig with the whole path of names."""
+    _shipped("QueueHandler")
+    lines = _config_error(handlers, tmp_path)
+    assert [expected[0], expected[1].format("target handlers form a cycle:")] == lines
+
+
+# Two queue handlers in a chain, outer -> inner -> file, where the name order
+# decides which dictConfig builds first; prints what reached the file and the
+# outer handler's level (kept, as nothing is built twice).
+CHAIN = """
+import io, logging, logging.config
+import safelog
+logging.config.dictConfig({{
+    "version": 1,
+    "handlers": {{
+        {outer!r}: {{"class": "safelog.QueueHandler", "handlers": [{inner!r}],
+                    "level": "WARNING"}},
+        {inner!r}: {{"class": "safelog.QueueHandler", "handlers": ["file"]}},
+        "file": {{"class": "safelog.FileHandler", "filename": "app.log"}},
+    }},
+    "root": {{"level": "INFO", "handlers": [{outer!r}]}},
+}})
+import gc; gc.collect()
+logging.info("below the outer handler's level")
+logging.warning("through both")
+safelog.flush()
+safelog.flush()
+print(logging.getLogger().handlers[0].level, open("app.log").read().split())
+"""
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner"), [("a_outer", "b_inner"), ("b_outer", "a_inner")]
+)
+def test_chain_of_queue_handlers_in_either_name_order(
+    outer: str, inner: str, tmp_path: Path
+) -> None:
+    """A queue handler targeting a queue handler is no cycle: dictConfig
+    builds the chain whichever of the two it builds first."""
+    _shipped("QueueHandler")
+    outcome = run_ok(CHAIN.format(outer=outer, inner=inner), cwd=tmp_path)
+    assert "30 ['through', 'both']\n" == outcome.stdout
+
+
+def test_file_config_target_listed_after_the_queue_handler_is_reported(
+    tmp_path: Path,
+) -> None:
+    """fileConfig builds handlers in keys= order: a target only the queue
+    handler names, listed after it, is gone before it can be found, and the
+    report says to list it first (the documented limit)."""
+    _shipped("QueueHandler")
+    ini = INI.format(
+        extra_keys="",
+        root_handlers="queue",
+        extra_sections="\n[handler_queue]\nclass=safelog.QueueHandler\n"
+        "args=(['file'],)\n",
+    ).replace("keys=file,console", "keys=queue,file,console")
+    (tmp_path / "logging.ini").write_text(ini)
+    outcome = run_ok(
+        """
+        import logging, logging.config
+        logging.config.fileConfig("logging.ini")
+        logging.getLogger("app").warning("lost")
+        logging.shutdown()
+        """,
+        cwd=tmp_path,
+    )
+    assert "" == (tmp_path / "app.log").read_text()
+    assert (
+        "no handler named 'file' exists; records go to the other targets until "
+        "it does (fileConfig: list it before the queue handler in [handlers] keys)"
+    ) in outcome.stderr
 
 
 def test_stdlib_unknown_class_error_is_unchanged(tmp_path: Path) -> None:

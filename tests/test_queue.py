@@ -949,3 +949,90 @@ def test_dictconfig_in_process(tmp_path: pathlib.Path) -> None:
     for handler in logging.getLogger("test_queue_dc").handlers[:]:
         logging.getLogger("test_queue_dc").removeHandler(handler)
         handler.close()
+
+
+# -- targets given by name -----------------------------------------------------
+
+
+def test_target_named_at_construction_is_held(logger: logging.Logger) -> None:
+    """A name that exists when the handler is made is bound then, and held:
+    logging's registry is weak, so a target nothing else holds would be
+    collected (what fileConfig leaves behind for a target no logger uses)."""
+    name = f"test-queue-held-{time.monotonic_ns()}"
+    target = ListHandler()
+    target.set_name(name)
+    handler = attach(logger, safelog.QueueHandler([name]))
+    del target
+    gc.collect()
+    logger.info("still there")
+    handler.flush()
+    (held,) = handler.targets
+    assert isinstance(held, ListHandler)
+    assert ["still there"] == held.lines
+    handler.close()
+
+
+# first -> "second" by name; second -> first by name or as the object, and
+# -> a sink.  Logs two records through second, flushes both a few times (a
+# record going round shows up), prints what reached the sink and the reports.
+LATE_CYCLE = """
+import json, logging, sys
+import safelog
+
+class Sink(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+sink = Sink()
+first = safelog.QueueHandler(["second"])
+first.set_name("first")
+second = safelog.QueueHandler([first if sys.argv[1] == "object" else "first", sink])
+second.set_name("second")
+logger = logging.getLogger("app")
+logger.propagate = False
+logger.addHandler(second)
+logger.warning("once")
+logger.warning("twice")
+for _ in range(3):
+    second.flush()
+    first.flush()
+print(json.dumps({"sink": sink.lines, "first": [h.name for h in first.targets]}))
+"""
+
+
+@pytest.mark.parametrize("closed_by", ["name", "object"])
+def test_cycle_formed_later_is_refused_and_reported(closed_by: str) -> None:
+    """A cycle that names close after construction (first -> 'second' ->
+    first, by name or as the object) is found when a name is looked up: that
+    one target is left out and reported once, so each record is written once
+    instead of going round for ever."""
+    outcome = run_ok(LATE_CYCLE, args=(closed_by,), timeout=30)
+    found = json.loads(outcome.stdout)
+    assert ["once", "twice"] == found["sink"]
+    assert [] == found["first"]
+    # second found first when it was made (first's 'second' did not exist
+    # yet); first finds the cycle when it looks 'second' up.
+    reports = [line for line in outcome.stderr.splitlines() if "cycle" in line]
+    assert [
+        "ValueError: safelog.QueueHandler: target handlers form a cycle: "
+        "'first' -> 'second' -> 'first'; records are not sent to 'second'"
+    ] == reports
+
+
+def test_bad_arguments_leave_no_half_made_handler() -> None:
+    """A handler whose arguments fail is not left in logging's handler list,
+    where the next dictConfig or logging.shutdown() would flush it half made
+    (AttributeError)."""
+    with pytest.raises(ValueError) as failed:  # the traceback keeps it alive
+        safelog.QueueHandler(["x"], overflow="explode")  # type: ignore[arg-type]
+    listed = [ref() for ref in logging._handlerList]  # type: ignore[attr-defined]
+    assert [] == [
+        handler
+        for handler in listed
+        if isinstance(handler, safelog.QueueHandler)
+        and not hasattr(handler, "_owner_pid")
+    ]
+    assert failed.value.__traceback__ is not None

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Union, cast
 
 from . import _atfork
@@ -105,7 +105,13 @@ class QueueHandler(logging.Handler):
     """Hand records to ``handlers`` on a writer thread; the caller takes no lock.
 
     ``handlers`` are the targets: ``logging.Handler`` objects, or names of
-    handlers (as ``dictConfig`` gives them), looked up on the first record.
+    handlers (as ``dictConfig`` gives them).  A name is looked up when the
+    handler is made, and if it does not exist yet, on each record until it
+    does; once found, the target is held (logging's own registry is weak).
+    From ``dictConfig``, a name the configuration does not have, or targets
+    that lead back to this handler, raise ``ValueError`` at configuration
+    time; a cycle that names close later leaves that target out, reported
+    once through ``handleError``.
     Each record reaches every target whose level it meets through the
     target's own ``handle()``, so its filters and formatter apply, and the
     bytes written are those the target writes when called directly.  This
@@ -154,7 +160,6 @@ class QueueHandler(logging.Handler):
         maxsize: int = DEFAULT_MAXSIZE,
         overflow: Overflow = "block",
     ) -> None:
-        super().__init__()
         specs = tuple(handlers)
         if not specs:
             raise ValueError("handlers must hold at least one handler or name")
@@ -179,14 +184,32 @@ class QueueHandler(logging.Handler):
         self._overflow: Overflow = overflow
         self._targets: tuple[logging.Handler, ...] | None = None
         self._missing_reported: set[str] = set()
+        # Names found so far, held strongly: logging's registry is weak, so a
+        # target no logger refers to lives only as long as someone keeps it.
+        self._bound_targets: dict[str, logging.Handler] = {}
+        # Names left out for good, with the reason (a cycle).
+        self._refused_targets: dict[str, str] = {}
         # dictConfig passes the names as a ConvertingList whose configurator
         # holds the handlers it configures.  Keeping that mapping until the
-        # names are resolved keeps alive a target no logger refers to, which
-        # logging's own registry (weak) would let go when dictConfig returns.
+        # names are resolved keeps alive a target configured after this
+        # handler that no logger refers to.
         self._named_handlers: Mapping[str, Any] | None = _configured_handlers(handlers)
-        self._names_to_resolve = any(isinstance(spec, str) for spec in specs)
+        self._check_targets(handlers)
+        # Only once the arguments are good: logging.Handler.__init__ lists
+        # the handler for logging.shutdown(), which must not meet a half-made
+        # one (the next dictConfig flushes every listed handler).
+        super().__init__()
+        for spec in specs:
+            if isinstance(spec, str):
+                self._bind_target(spec)
+        self._names_to_resolve = not all(
+            isinstance(spec, logging.Handler) or spec in self._bound_targets
+            for spec in specs
+        )
         if not self._names_to_resolve:
-            self._targets = cast("tuple[logging.Handler, ...]", specs)
+            # Every target exists already, so each is registered for fork
+            # before this handler: nothing to re-register on the writer.
+            self._resolved_targets()
         self._closed = False
         self._fresh_state()
         _atfork.register(self)
@@ -242,7 +265,7 @@ class QueueHandler(logging.Handler):
     @property
     def targets(self) -> tuple[logging.Handler, ...]:
         """The target handlers (those named and not yet configured are left
-        out until they exist)."""
+        out until they exist, and one that would close a cycle for good)."""
         return self._resolved_targets()
 
     # -- caller side: no lock ----------------------------------------------
@@ -579,25 +602,71 @@ class QueueHandler(logging.Handler):
         if targets is not None:
             return targets
         found: list[logging.Handler] = []
-        missing: list[str] = []
+        missing = False
         for spec in self._target_specs:
             if isinstance(spec, logging.Handler):
                 found.append(spec)
                 continue
-            handler = _handler_named(spec, self._named_handlers)
-            if handler is None or handler is self:
-                missing.append(spec)
-            else:
+            handler = self._bound_targets.get(spec)
+            if handler is None:
+                handler = self._bind_target(spec)
+            if handler is not None:
                 found.append(handler)
-        if not missing:
-            self._targets = targets = tuple(found)
-            self._named_handlers = None
-            return targets
-        for name in missing:
-            if name not in self._missing_reported:
-                self._missing_reported.add(name)
-                _report_missing_target(self, name)
-        return tuple(found)
+                continue
+            refused = self._refused_targets.get(spec)
+            missing = missing or refused is None
+            if spec not in self._missing_reported:
+                self._missing_reported.add(spec)
+                _report_missing_target(self, spec, refused)
+        if missing:
+            return tuple(found)
+        self._targets = targets = tuple(found)
+        self._named_handlers = None
+        return targets
+
+    def _bind_target(self, name: str) -> logging.Handler | None:
+        """The handler named ``name``, held from now on; None while no
+        handler has that name, and for good if it would close a cycle."""
+        if name in self._refused_targets:
+            return None
+        handler = _handler_named(name, self._named_handlers)
+        if handler is None:
+            return None
+        if isinstance(handler, QueueHandler):
+            cycle = _path_back_to(self, [(repr(name), handler, None)])
+            if cycle is not None:
+                self._refused_targets[name] = _cycle_message(self.name, cycle)
+                return None
+        self._bound_targets[name] = handler
+        return handler
+
+    def _check_targets(self, names: object) -> None:
+        """Raise ValueError if dictConfig builds this handler with a target
+        name it does not configure, or if the targets lead back to this
+        handler.
+
+        ``names`` is the ``handlers`` argument: from dictConfig, a
+        ConvertingList that knows the configurator and the entry being
+        configured, which is how this handler learns its own name."""
+        named_handlers = self._named_handlers
+        if named_handlers is not None:
+            for spec in self._target_specs:
+                if isinstance(spec, str) and spec not in named_handlers:
+                    known = ", ".join(map(repr, sorted(named_handlers, key=str)))
+                    raise ValueError(
+                        f"unknown target handler {spec!r}: this configuration's "
+                        f"handlers are {known}"
+                    )
+        own_name, own_entry = _entry_being_configured(names, named_handlers)
+        resolve = getattr(getattr(names, "configurator", None), "resolve", None)
+        cycle = _path_back_to(
+            self,
+            _targets_of(self, named_handlers, resolve),
+            own_entry=own_entry,
+            resolve=resolve,
+        )
+        if cycle is not None:
+            raise ValueError(_cycle_message(own_name, cycle))
 
     # -- flush and close ---------------------------------------------------
 
@@ -763,12 +832,127 @@ def _configured_handlers(handlers: object) -> Mapping[str, Any] | None:
 def _handler_named(
     name: str, named_handlers: Mapping[str, Any] | None
 ) -> logging.Handler | None:
-    if named_handlers is not None:
-        handler = dict.get(cast("dict[str, Any]", named_handlers), name)
-        if isinstance(handler, logging.Handler):
-            return handler
+    entry = _entry_named(name, named_handlers)
+    return entry if isinstance(entry, logging.Handler) else None
+
+
+def _entry_named(name: str, named_handlers: Mapping[str, Any] | None) -> object:
+    """What ``name`` stands for: a handler, a dictConfig entry not built yet
+    (a dict), or None."""
+    if named_handlers is not None and name in named_handlers:
+        # dict.get: no conversion, just what dictConfig has filled in.  A
+        # name this configuration has is never looked up in the registry,
+        # which may still hold a handler of that name from before.
+        return dict.get(cast("dict[str, Any]", named_handlers), name)
     registry: Mapping[str, logging.Handler] = getattr(logging, "_handlers", {})
     return registry.get(name)
+
+
+def _entry_being_configured(
+    names: object, named_handlers: Mapping[str, Any] | None
+) -> tuple[str | None, object]:
+    """From dictConfig: the name and the entry of the handler whose
+    ``handlers`` argument is ``names``, else ``(None, None)``.
+
+    dictConfig converts the handler's entry, then its ``handlers`` list, and
+    records each one's ``parent`` and ``key`` as it does so."""
+    entry = getattr(names, "parent", None)
+    name = getattr(entry, "key", None)
+    if (
+        named_handlers is None
+        or not isinstance(name, str)
+        or dict.get(cast("dict[str, Any]", named_handlers), name) is not entry
+    ):
+        return None, None
+    return name, entry
+
+
+# A step along the targets: its label, the handler or dictConfig entry it
+# reaches, and the handlers mapping the entry's own names are looked up in.
+_Step = tuple[str, object, Union[Mapping[str, Any], None]]
+
+
+def _targets_of(
+    node: object,
+    named_handlers: Mapping[str, Any] | None,
+    resolve: Callable[[str], Any] | None,
+) -> list[_Step]:
+    """The targets of ``node`` that exist: those of a QueueHandler, or the
+    names of a dictConfig entry not built yet whose class is one (looked up
+    with ``resolve``, the configurator's).  Other handlers have none."""
+    if isinstance(node, QueueHandler):
+        named_handlers = node._named_handlers
+        steps: list[_Step] = []
+        for spec in node._target_specs:
+            if isinstance(spec, logging.Handler):
+                label = repr(spec.name) if spec.name else repr(spec)
+                steps.append((label, spec, None))
+                continue
+            target = node._bound_targets.get(spec)
+            entry = _entry_named(spec, named_handlers) if target is None else target
+            if entry is not None:
+                steps.append((repr(spec), entry, named_handlers))
+        return steps
+    if not isinstance(node, dict) or resolve is None:
+        return []
+    factory = dict.get(node, "class") or dict.get(node, "()")
+    if isinstance(factory, str):
+        try:
+            factory = resolve(factory)
+        except Exception:  # dictConfig reports it when it builds that entry
+            return []
+    names = dict.get(node, "handlers")
+    if not (
+        isinstance(factory, type)
+        and issubclass(factory, QueueHandler)
+        and isinstance(names, (list, tuple))
+    ):
+        return []
+    steps = []
+    for name in names:
+        if isinstance(name, str):
+            entry = _entry_named(name, named_handlers)
+            if entry is not None:
+                steps.append((repr(name), entry, named_handlers))
+    return steps
+
+
+def _path_back_to(
+    origin: QueueHandler,
+    first_steps: Iterable[_Step],
+    *,
+    own_entry: object = None,
+    resolve: Callable[[str], Any] | None = None,
+) -> list[str] | None:
+    """The labels along a path of targets, starting with one of
+    ``first_steps``, that ends at ``origin`` (or at ``own_entry``, its
+    dictConfig entry), or None when there is no such path."""
+    seen: set[int] = set()
+
+    def walk(
+        label: str, node: object, named: Mapping[str, Any] | None
+    ) -> list[str] | None:
+        if node is origin or (own_entry is not None and node is own_entry):
+            return [label]
+        if id(node) in seen:
+            return None
+        seen.add(id(node))
+        for step in _targets_of(node, named, resolve):
+            path = walk(*step)
+            if path is not None:
+                return [label, *path]
+        return None
+
+    for step in first_steps:
+        path = walk(*step)
+        if path is not None:
+            return path
+    return None
+
+
+def _cycle_message(name: str | None, path: list[str]) -> str:
+    start = repr(name) if name else "this safelog.QueueHandler"
+    return f"target handlers form a cycle: {' -> '.join([start, *path])}"
 
 
 def _report_target_error(target: logging.Handler, record: logging.LogRecord) -> None:
@@ -776,12 +960,19 @@ def _report_target_error(target: logging.Handler, record: logging.LogRecord) -> 
         target.handleError(record)  # stop the writer
 
 
-def _report_missing_target(handler: QueueHandler, name: str) -> None:
-    try:
-        raise ValueError(
-            f"safelog.QueueHandler: no handler named {name!r} is configured; "
-            f"records go to the other targets until it exists"
+def _report_missing_target(
+    handler: QueueHandler, name: str, refused: str | None = None
+) -> None:
+    if refused is not None:
+        message = f"{refused}; records are not sent to {name!r}"
+    else:
+        message = (
+            f"no handler named {name!r} exists; records go to the other "
+            f"targets until it does (fileConfig: list it before the queue "
+            f"handler in [handlers] keys)"
         )
+    try:
+        raise ValueError(f"safelog.QueueHandler: {message}")
     except ValueError:
         handler.handleError(_flush_record())
 
