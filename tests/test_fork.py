@@ -448,24 +448,78 @@ def run_in_flight(
     return run_scenario(code, env=BUFFERED_STDIO, timeout=150)
 
 
+STALLED_FLUSH = """
+HANDLER, path = {handler!r}, {path!r}
+# Buffers in the text layer only: no io lock, so a stdlib child can only
+# duplicate, never hang.
+stream = io.TextIOWrapper(io.FileIO(path, "a"), encoding="utf-8")
+handler_class = safelog.StreamHandler if HANDLER == "safelog" else logging.StreamHandler
+handler = handler_class(stream)
+handler.setFormatter(logging.Formatter("%(message)s"))
+log = logging.getLogger("stalled")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+log.propagate = False
+flush_now = handler.flush
+in_window = threading.Event()
+
+
+def flush_after_a_pause():
+    # A logging thread preempted between its write() and its flush(), for
+    # 20 ms: well within safelog's fork timeout (0.1 s).
+    in_window.set()
+    time.sleep(0.02)
+    flush_now()
+
+
+handler.flush = flush_after_a_pause
+children = Children(5.0)
+for number in range(5):
+    in_window.clear()
+    thread = threading.Thread(target=log.info, args=(f"parent {{number}}",))
+    thread.start()
+    in_window.wait()
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)  # a normal exit flushes what the child inherited
+    children.add(pid, number)
+    children.wait()
+    thread.join()
+handler.close()
+stream.close()
+with open(path, encoding="utf-8") as f:
+    lines = f.read().splitlines()
+print(json.dumps({{
+    "hung": children.hung,
+    "times_written": [lines.count(f"parent {{n}}") for n in range(5)],
+}}))
+"""
+
+
+def run_stalled_flush(tmp_path: Path, handler: str) -> dict[str, Any]:
+    code = STALLED_FLUSH.format(handler=handler, path=str(tmp_path / "stalled.log"))
+    return run_scenario(code, env=BUFFERED_STDIO)
+
+
 def test_stdlib_streamhandler_duplicates_record_in_flight_comparison(
     tmp_path: Path,
 ) -> None:
-    """COMPARISON: with logging.StreamHandler on a buffering text stream, a
-    record pending in the parent's buffer at fork is written by the parent and
-    again by the child that exits normally (1 to 5 forks in 200 here, so the
-    loop runs until the first duplicate: usually a few seconds, up to half a
-    minute on a loaded machine)."""
-    summary = run_in_flight(
-        tmp_path,
-        "text-layer",
-        "stdlib",
-        forks=5000,
-        stop=True,
-        budget=100.0,  # the scenario's timeout is 150 s
-        deadline=CHILD_DEADLINE,
-    )
-    assert 1 <= summary["duplicated"], summary
+    """COMPARISON: with logging.StreamHandler, a fork while a logging thread
+    is between its write() and its flush() copies the pending record into the
+    child, which writes it again at exit: every record is written twice."""
+    summary = run_stalled_flush(tmp_path, "stdlib")
+    assert {"hung": [], "times_written": [2] * 5} == summary
+
+
+def test_record_between_write_and_flush_at_fork_is_written_once(
+    tmp_path: Path,
+) -> None:
+    """The same fork with safelog.StreamHandler: the parent waits (within the
+    fork timeout) for the thread to finish its record, and the child writes
+    through the descriptor, never flushing the stream it inherited, so every
+    record is written exactly once."""
+    summary = run_stalled_flush(tmp_path, "safelog")
+    assert {"hung": [], "times_written": [1] * 5} == summary
 
 
 @pytest.mark.parametrize("stream", ["text-layer", "buffered-file"])
