@@ -45,6 +45,25 @@ def body(rid):
     return f"{text}|{zlib.crc32(text.encode()):08x}"
 
 
+def start_logging_threads(log, count):
+    # `count` threads log records p<t>-<i> until `stop` is set; logged[t] is
+    # how many thread t logged.
+    stop = threading.Event()
+    logged = [0] * count
+
+    def chatter(t):
+        i = 0
+        while not stop.is_set() and i < 1_000_000:  # a bound, never reached
+            log.info("%s", body(f"p{t}-{i}"))
+            i += 1
+            logged[t] = i
+
+    threads = [threading.Thread(target=chatter, args=(t,)) for t in range(count)]
+    for thread in threads:
+        thread.start()
+    return stop, logged, threads
+
+
 def summarize(text, expected, **extra):
     counts = collections.Counter()
     torn = []
@@ -154,21 +173,7 @@ log.addHandler(handler)
 log.setLevel(logging.INFO)
 log.propagate = False
 
-stop = threading.Event()
-logged = [0] * THREADS
-
-
-def chatter(t):
-    i = 0
-    while not stop.is_set() and i < 1_000_000:  # a bound, never reached
-        log.info("%s", body(f"p{{t}}-{{i}}"))
-        i += 1
-        logged[t] = i
-
-
-threads = [threading.Thread(target=chatter, args=(t,)) for t in range(THREADS)]
-for thread in threads:
-    thread.start()
+stop, logged, threads = start_logging_threads(log, THREADS)
 children = Children({deadline})
 started = time.monotonic()
 for k in range(FORKS):
@@ -600,21 +605,7 @@ METHOD, PROCESSES, PER_PROCESS, THREADS = {method!r}, {processes}, {per_process}
 path = os.path.join(os.getcwd(), "mp.log")
 handler = mp_children.configure(path)
 log = logging.getLogger("mp.parent")
-stop = threading.Event()
-logged = [0] * THREADS
-
-
-def chatter(t):
-    i = 0
-    while not stop.is_set() and i < 1_000_000:  # a bound, never reached
-        log.info("%s", body(f"p{{t}}-{{i}}"))
-        i += 1
-        logged[t] = i
-
-
-threads = [threading.Thread(target=chatter, args=(t,)) for t in range(THREADS)]
-for thread in threads:
-    thread.start()
+stop, logged, threads = start_logging_threads(log, THREADS)
 context = multiprocessing.get_context(METHOD)
 processes = [
     context.Process(
