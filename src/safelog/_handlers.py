@@ -293,22 +293,17 @@ def _write_whole_records(
         format_record = formatter.format  # what Handler.format calls
     terminator = handler.terminator
     texts: list[str] = []
-    formatted: list[logging.LogRecord] | None = None  # None: all of records
+    formatted: list[logging.LogRecord] = []  # the records texts[i] came from
     for record in records:
         try:
             text = format_record(record) + terminator
         except Exception:  # as emit(): this record only
             _report_error(handler, record)
-            if formatted is None:
-                formatted = list(records[: len(texts)])
             continue
         texts.append(text)
-        if formatted is not None:
-            formatted.append(record)
+        formatted.append(record)
     if not texts:
         return
-    if formatted is None:
-        formatted = list(records)
     limit = stream._whole_write_limit()
     if limit is None:  # a regular file: O_APPEND keeps any write whole
         if sum(map(len, texts)) <= _JOINED_MAX:
