@@ -105,7 +105,10 @@ class DescriptorStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         """Encode ``text`` and write it whole; return ``len(text)``."""
-        self._write_encoded(self._encode(text))
+        data = self._encode(text)  # checks that the stream is open
+        written = os.write(self._fd, data)
+        if written < len(data):
+            self._write_rest(memoryview(data)[written:])
         return len(text)
 
     def _encode(self, text: str) -> bytes:
@@ -121,6 +124,8 @@ class DescriptorStream(io.TextIOBase):
             raise io.UnsupportedOperation("not writable")
         if self._translate_newlines:
             text = text.replace("\n", os.linesep)
+        if self._joins_encodings:  # no state to keep: the faster str.encode
+            return text.encode(self._encoding, self._errors)
         return self._encoder.encode(text)
 
     def _encode_joined(self, texts: list[str]) -> bytes | None:
