@@ -576,7 +576,9 @@ while time.time() < deadline:
     logger.info("<%02d:%07d>", writer, seq)
     seq += 1
     time.sleep(0.002)
-print(seq)
+# One write: print() writes the number and its newline separately when stdout
+# is unbuffered, so a parent and child printing at once could fuse two counts.
+os.write(1, b"%d\n" % seq)
 """
 
 
@@ -599,7 +601,6 @@ def test_timed_processes_share_one_schedule(tmp_path: Path) -> None:
         sys.argv = [script, path, str(start + 1.5), writer]
         if child == 0:
             exec(open(script).read())
-            sys.stdout.flush()
             os._exit(0)
         # Started 1 s later: its own schedule would be 1 s behind ours.
         time.sleep(1.0)
