@@ -561,7 +561,80 @@ def test_no_record_in_flight_is_duplicated_torture(tmp_path: Path, stream: str) 
     assert dict.fromkeys(COUNTS, 0) == counts_of(summary), summary["samples"]
 
 
-# -- 4. multiprocessing: fork, forkserver and spawn children, one file ----------
+# -- 4. a fork that outlasts the fork timeout -----------------------------------
+
+OUTLASTED = """
+TARGET = {target!r}
+read_end, write_end = os.pipe()
+if TARGET == "stderr":
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    write_end = 2
+    stream = sys.stderr  # buffered: PYTHONUNBUFFERED is unset
+else:
+    stream = os.fdopen(write_end, "w", encoding="utf-8")  # buffered, as open()
+handler = safelog.StreamHandler(stream)
+handler.setFormatter(logging.Formatter("%(message)s"))
+log = logging.getLogger("outlasted")
+log.addHandler(handler)
+log.propagate = False
+
+# Fill the pipe, so the next flush blocks in write() holding the handler lock
+# and the buffer lock, with the record in the buffer.
+os.set_blocking(write_end, False)
+try:
+    while True:
+        os.write(write_end, b"." * 4096)
+except BlockingIOError:
+    pass
+os.set_blocking(write_end, True)
+stuck = threading.Thread(target=log.warning, args=("[stuck record]",))
+stuck.start()
+time.sleep(0.2)
+pid = os.fork()  # waits the fork timeout (0.1 s) for the handler lock, in vain
+if pid == 0:
+    log.warning("[child record]")
+    sys.exit(0)  # a normal exit flushes and finalizes what the child inherited
+received = []
+reader = threading.Thread(
+    target=lambda: received.extend(iter(lambda: os.read(read_end, 1 << 16), b""))
+)
+reader.start()
+children = Children({deadline})
+children.add(pid, "child")
+children.wait()
+stuck.join()
+handler.close()
+if TARGET == "stderr":
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the pipe's last write end
+else:
+    stream.close()
+reader.join(10)
+data = b"".join(received)
+print(json.dumps({{
+    "hung": children.hung,
+    "exit_codes": children.exit_codes,
+    "stuck": data.count(b"[stuck record]"),
+    "child": data.count(b"[child record]"),
+}}))
+"""
+
+
+@BUSY_TARGETS
+def test_fork_that_outlasts_timeout_writes_nothing_twice(target: str) -> None:
+    """A thread blocked in a write to a full pipe holds the handler lock past
+    the fork timeout, its record still in the stream's buffer, whose lock it
+    holds too: the fork goes ahead.  The child logs at once, exits normally
+    (which flushes and finalizes the inherited stream) without waiting on that
+    lock or writing the parent's record again; every record arrives once."""
+    summary = run_scenario(
+        OUTLASTED.format(target=target, deadline=CHILD_DEADLINE), env=BUFFERED_STDIO
+    )
+    expected = {"hung": [], "exit_codes": {"child": 0}, "stuck": 1, "child": 1}
+    assert expected == summary
+
+
+# -- 5. multiprocessing: fork, forkserver and spawn children, one file ----------
 
 MP_MODULE = """
 import logging

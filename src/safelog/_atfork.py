@@ -79,10 +79,9 @@ def set_fork_timeout(seconds: float) -> None:
     handlers to a quiet state.  The default is 0.1 s; 0 means "never wait".
 
     A handler that is still busy when the time is up is not waited for: the
-    child still gets fresh locks, so it cannot hang.  One case can then write
-    a record twice: a ``safelog.StreamHandler`` on a buffered stream whose
-    parent thread was between its write and its flush, in a child that later
-    flushes that stream itself (a normal exit flushes ``sys.stderr``).  See
+    child still gets fresh locks, so it cannot hang, and a
+    ``safelog.StreamHandler`` drops the parent's bytes from the buffer of the
+    stream it inherited.  What the timeout can still cost is described in
     docs/how-it-works.md.
     """
     global _fork_timeout

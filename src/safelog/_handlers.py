@@ -30,6 +30,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from . import _atfork
+from ._inherited import reset_text_stream
 from ._stream import DescriptorStream
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class _ForkSafeHandler(logging.Handler):
     """The fork steps shared by safelog's handlers (see ``_atfork``)."""
 
     _lock_held_for_fork = False
+    _quiet_at_fork = True
     # The stream a forked child stopped writing through.  Kept referenced, as
     # the parent keeps it: dropping the last reference would finalize it in
     # the child, closing the descriptor the child now writes to, flushing the
@@ -69,6 +71,9 @@ class _ForkSafeHandler(logging.Handler):
             self.lock.release()
 
     def after_fork_in_child(self) -> None:
+        # False when the fork outlasted the fork timeout: a parent thread was
+        # inside this handler then, and may have left a record half done.
+        self._quiet_at_fork = self._lock_held_for_fork
         # Never reuse a lock that a thread which does not exist here may hold.
         self.lock = threading.RLock()
         self._lock_held_for_fork = False
@@ -115,6 +120,28 @@ def _stream_for_child(stream: object) -> DescriptorStream | None:
     )
 
 
+def _write_past_inherited_stream(handler: StreamHandler | FileHandler) -> None:
+    """In a forked child: write ``handler``'s records through a
+    :class:`DescriptorStream` from now on.
+
+    The inherited stream object stays referenced (see ``_inherited_stream``)
+    and usable by the child's other writers.  When the fork outlasted the
+    fork timeout, a parent thread was inside this handler: blocked in its
+    flush to a full pipe, say, holding the buffer's lock with the record in
+    the buffer.  A child that flushed the stream then (exit does, for
+    ``sys.stderr``) would wait on that lock or write the record again, so the
+    buffer gets a fresh lock and drops the parent's bytes.
+    """
+    inherited = handler.stream
+    child_stream = _stream_for_child(inherited)
+    if child_stream is None:
+        return
+    if not handler._quiet_at_fork:
+        reset_text_stream(inherited, newline=None, known_newline=False)
+    handler._inherited_stream = inherited
+    handler.stream = cast(TextIO, child_stream)
+
+
 def _plain_descriptor(stream: object) -> int | None:
     """The descriptor under ``stream`` if it is a text stream over a file or
     socket, buffered or not (``sys.stderr``, ``open()``, ``makefile()``)."""
@@ -141,7 +168,11 @@ class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
     stream object (``print``), they may come earlier, since that text waits in
     the stream's buffer.  A stream with no descriptor (``io.StringIO``) is kept
     as it is.  On POSIX a stream opened with an explicit ``newline=`` other
-    than ``"\\n"`` gets ``"\\n"`` line ends in the child.
+    than ``"\\n"`` gets ``"\\n"`` line ends in the child.  When the fork
+    outlasted the fork timeout while a parent thread was inside this handler,
+    the child also re-initialises the inherited stream's buffer (a fresh lock,
+    none of the parent's bytes), so flushing that stream there, as interpreter
+    exit does for ``sys.stderr``, neither hangs nor writes the record again.
     """
 
     # The emit() that write_batch() stands in for (see there).
@@ -152,10 +183,7 @@ class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
         self._register_for_fork()
 
     def _start_afresh_in_child(self) -> None:
-        child_stream = _stream_for_child(self.stream)
-        if child_stream is not None:
-            self._inherited_stream = self.stream
-            self.stream = cast(TextIO, child_stream)
+        _write_past_inherited_stream(self)
 
 
 class FileHandler(_ForkSafeHandler, _FileHandlerBase):
@@ -184,10 +212,7 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
         self._register_for_fork()
 
     def _start_afresh_in_child(self) -> None:
-        child_stream = _stream_for_child(self.stream)  # only after setStream()
-        if child_stream is not None:
-            self._inherited_stream = self.stream
-            self.stream = cast(io.TextIOWrapper, child_stream)
+        _write_past_inherited_stream(self)  # a buffered stream: only after setStream()
 
     def _open(self) -> io.TextIOWrapper:
         open_file = getattr(self, "_builtin_open", open)
