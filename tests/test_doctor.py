@@ -7,6 +7,8 @@ in a temporary directory holding the configuration under test.
 from __future__ import annotations
 
 import json
+import logging
+import logging.config
 import sys
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 import scenario
 from safelog import _replacements
-from safelog._doctor import Finding, judge_class
+from safelog._doctor import Finding, check_dict_config, check_ini_config, judge_class
 
 FILE_HAZARD = _replacements.replacement_for(__import__("logging").FileHandler)
 EXAMPLE = {
@@ -348,3 +350,117 @@ def test_every_replacement_names_a_real_stdlib_class() -> None:
         module, _, name = replacement.stdlib_path.rpartition(".")
         assert isinstance(getattr(importlib.import_module(module), name), type)
     assert FILE_HAZARD is not None
+
+
+# -- the targets of safelog.QueueHandler -----------------------------------------
+
+QUEUED_FILE = {"class": "safelog.FileHandler", "filename": "app.log"}
+
+
+def queue_entry(*targets: str) -> dict[str, object]:
+    return {"class": "safelog.QueueHandler", "handlers": list(targets)}
+
+
+def reasons(findings: list[Finding]) -> dict[str, str]:
+    return {
+        finding.name: finding.reason for finding in findings if not finding.fork_safe
+    }
+
+
+def test_dict_queue_handler_with_an_unknown_target_is_reported(tmp_path: Path) -> None:
+    """A target name the configuration lacks fails dictConfig; the doctor
+    says so instead of passing the queue handler."""
+    file_entry = {**QUEUED_FILE, "filename": str(tmp_path / "app.log"), "delay": True}
+    config = {
+        "version": 1,
+        "handlers": {"file": file_entry, "queue": queue_entry("fiel")},
+    }
+    assert {
+        "queue": "its target 'fiel' is not a handler of this configuration: "
+        "dictConfig fails"
+    } == reasons(check_dict_config(config))
+    with pytest.raises(ValueError, match="'queue'") as failure:
+        logging.config.dictConfig(config)
+    assert "unknown target handler 'fiel'" in str(failure.value.__cause__)
+
+
+def test_dict_queue_handlers_in_a_cycle_are_reported() -> None:
+    """Queue handlers whose targets lead back to themselves are reported with
+    the path; a chain without a cycle passes."""
+    config = {
+        "version": 1,
+        "handlers": {
+            "a": queue_entry("b"),
+            "b": queue_entry("a"),
+            "c": queue_entry("d"),
+            "d": queue_entry("file"),
+            "file": QUEUED_FILE,
+        },
+    }
+    assert {
+        "a": "its targets lead back to it: 'a' -> 'b' -> 'a'",
+        "b": "its targets lead back to it: 'b' -> 'a' -> 'b'",
+    } == reasons(check_dict_config(config))
+
+
+def test_dict_queue_handler_with_malformed_targets_is_reported() -> None:
+    """'handlers' must be a list of names."""
+    config = {
+        "version": 1,
+        "handlers": {"queue": {"class": "safelog.QueueHandler", "handlers": "file"}},
+    }
+    assert {
+        "queue": "its 'handlers' must be a list of handler names, got 'file'"
+    } == reasons(check_dict_config(config))
+
+
+QUEUE_INI = """
+[loggers]
+keys=root
+
+[handlers]
+keys={keys}
+
+[formatters]
+keys=
+
+[logger_root]
+level=INFO
+handlers=queue
+
+[handler_file]
+class=safelog.FileHandler
+args=('app.log',)
+
+[handler_queue]
+class=safelog.QueueHandler
+args=({targets!r},)
+"""
+
+
+@pytest.mark.parametrize(
+    ("keys", "targets", "reason"),
+    [
+        ("file,queue", ["file"], None),
+        (
+            "queue,file",
+            ["file"],
+            "its target 'file' comes after it in [handlers] keys: fileConfig "
+            "drops that target before the queue handler finds it, and the "
+            "records meant for it are lost",
+        ),
+        (
+            "file,queue",
+            ["fiel"],
+            "its target 'fiel' is not in [handlers] keys: the records meant "
+            "for it are lost",
+        ),
+        ("file,queue", ["queue"], "its targets lead back to it: 'queue' -> 'queue'"),
+    ],
+)
+def test_ini_queue_handler_targets(keys: str, targets: list[str], reason: str) -> None:
+    """In a fileConfig file, a queue handler's targets must be listed before
+    it (see docs/config.md) and exist; the doctor checks a literal list."""
+    findings = check_ini_config(QUEUE_INI.format(keys=keys, targets=targets))
+    expected = {} if reason is None else {"queue": reason}
+    assert expected == reasons(findings)

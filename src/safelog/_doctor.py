@@ -19,6 +19,7 @@ be read.
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
 import configparser
 import contextlib
@@ -203,21 +204,94 @@ def _resolve_dotted(path: str) -> object:
 
 
 def _judge_path(name: str, path: str, *, ini: bool = False) -> Finding:
-    path = path.strip()
-    if path.startswith("ext://"):
-        path = path[len("ext://") :]
+    path = _clean_path(path)
     try:
-        # fileConfig looks a class up in the logging module's namespace first
-        # ("StreamHandler", "handlers.RotatingFileHandler").
-        found = _resolve_dotted("logging." + path) if ini else None
-    except (ImportError, AttributeError, ValueError):
-        found = None
-    try:
-        if found is None:
-            found = _resolve_dotted(path)
+        found = _resolve_handler_path(path, ini=ini)
     except (ImportError, AttributeError, ValueError) as error:
         return Finding(name, path, False, f"cannot import it: {error}")
     return judge_class(name, found, path)
+
+
+def _clean_path(path: str) -> str:
+    path = path.strip()
+    return path[len("ext://") :] if path.startswith("ext://") else path
+
+
+def _resolve_handler_path(path: str, *, ini: bool) -> object:
+    if ini:
+        # fileConfig looks a class up in the logging module's namespace first
+        # ("StreamHandler", "handlers.RotatingFileHandler").
+        with contextlib.suppress(ImportError, AttributeError, ValueError):
+            return _resolve_dotted("logging." + path)
+    return _resolve_dotted(path)
+
+
+def _is_queue_handler_path(builder: object, *, ini: bool) -> bool:
+    """Whether ``builder`` (a class or a dotted path) is safelog.QueueHandler
+    or a subclass of it."""
+    if isinstance(builder, str):
+        try:
+            builder = _resolve_handler_path(_clean_path(builder), ini=ini)
+        except (ImportError, AttributeError, ValueError):
+            return False
+    return isinstance(builder, type) and issubclass(builder, safelog.QueueHandler)
+
+
+# --- the targets of queue handlers --------------------------------------------
+
+
+def _queue_target_problem(
+    name: str,
+    queue_targets: Mapping[str, Sequence[str]],
+    handler_names: Sequence[str],
+    *,
+    ini: bool,
+) -> str | None:
+    """What is wrong with the targets the queue handler ``name`` names, if
+    anything: ``queue_targets`` maps every queue handler of the configuration
+    to its target names, ``handler_names`` lists all handlers in the order
+    the configuration builds them."""
+    for target in queue_targets[name]:
+        if target not in handler_names:
+            if ini:
+                return (
+                    f"its target {target!r} is not in [handlers] keys: the records "
+                    "meant for it are lost"
+                )
+            return (
+                f"its target {target!r} is not a handler of this configuration: "
+                "dictConfig fails"
+            )
+        if ini and handler_names.index(target) > handler_names.index(name):
+            return (
+                f"its target {target!r} comes after it in [handlers] keys: "
+                "fileConfig drops that target before the queue handler finds it, "
+                "and the records meant for it are lost"
+            )
+    cycle = _cycle_from(name, queue_targets)
+    if cycle is not None:
+        return "its targets lead back to it: " + " -> ".join(map(repr, cycle))
+    return None
+
+
+def _cycle_from(
+    start: str, queue_targets: Mapping[str, Sequence[str]]
+) -> list[str] | None:
+    """A path of target names from queue handler ``start`` back to it."""
+    visited: set[str] = set()
+
+    def walk(name: str, path: list[str]) -> list[str] | None:
+        for target in queue_targets.get(name, ()):
+            if target == start:
+                return [*path, target]
+            if target not in visited:
+                visited.add(target)
+                found = walk(target, [*path, target])
+                if found is not None:
+                    return found
+        return None
+
+    return walk(start, [start])
 
 
 # --- reading configurations ---------------------------------------------------
@@ -276,9 +350,31 @@ def _handler_configs(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_dict_config(config: Mapping[str, Any]) -> list[Finding]:
-    """One finding per handler of a ``dictConfig`` dictionary, in name order."""
+    """One finding per handler of a ``dictConfig`` dictionary, in name order.
+
+    A ``safelog.QueueHandler`` whose target names are missing from the
+    configuration, or lead back to it, is reported as ``dictConfig`` would
+    fail on it."""
+    handler_configs = _handler_configs(config)
+    queue_targets: dict[str, Sequence[str]] = {}
+    malformed: dict[str, str] = {}
+    for name, handler_config in handler_configs.items():
+        if not isinstance(handler_config, Mapping):
+            continue
+        builder = handler_config.get("()", handler_config.get("class"))
+        if not _is_queue_handler_path(builder, ini=False):
+            continue
+        targets = handler_config.get("handlers")
+        if isinstance(targets, (list, tuple)) and all(
+            isinstance(target, str) for target in targets
+        ):
+            queue_targets[name] = list(targets)
+        elif targets is not None:
+            malformed[name] = (
+                f"its 'handlers' must be a list of handler names, got {targets!r}"
+            )
     findings = []
-    for name, handler_config in sorted(_handler_configs(config).items()):
+    for name, handler_config in sorted(handler_configs.items()):
         if not isinstance(handler_config, Mapping):
             findings.append(
                 Finding(name, "?", False, "its configuration is not a dict")
@@ -287,10 +383,20 @@ def check_dict_config(config: Mapping[str, Any]) -> list[Finding]:
         builder = handler_config.get("()", handler_config.get("class"))
         if builder is None:
             findings.append(Finding(name, "?", False, "it has no 'class' or '()'"))
-        elif isinstance(builder, str):
-            findings.append(_judge_path(name, builder))
-        else:
-            findings.append(judge_class(name, builder))
+            continue
+        finding = (
+            _judge_path(name, builder)
+            if isinstance(builder, str)
+            else judge_class(name, builder)
+        )
+        problem = malformed.get(name)
+        if problem is None and name in queue_targets:
+            problem = _queue_target_problem(
+                name, queue_targets, list(handler_configs), ini=False
+            )
+        if problem is not None:
+            finding = dataclasses.replace(finding, fork_safe=False, reason=problem)
+        findings.append(finding)
     return findings
 
 
@@ -313,17 +419,51 @@ def _ini_handler_names(parser: configparser.ConfigParser) -> list[str]:
 
 
 def check_ini_config(text: str, source: str = "<ini>") -> list[Finding]:
-    """One finding per handler of a ``fileConfig`` file, in file order."""
+    """One finding per handler of a ``fileConfig`` file, in file order.
+
+    A ``safelog.QueueHandler`` whose ``args`` name, as a literal list, a
+    target that is missing, listed after it, or leads back to it, is reported
+    with what ``fileConfig`` would then do."""
     parser = _read_ini(text, source)
+    names = _ini_handler_names(parser)
+    queue_targets: dict[str, Sequence[str]] = {}
+    for name in names:
+        section = f"handler_{name}"
+        path = parser.get(section, "class", raw=True, fallback=None)
+        if path is not None and _is_queue_handler_path(path, ini=True):
+            targets = _literal_target_names(
+                parser.get(section, "args", raw=True, fallback="()")
+            )
+            if targets is not None:
+                queue_targets[name] = targets
     findings = []
-    for name in _ini_handler_names(parser):
+    for name in names:
         section = f"handler_{name}"
         if not parser.has_option(section, "class"):
             findings.append(Finding(name, "?", False, f"[{section}] has no class"))
-        else:
-            path = parser.get(section, "class", raw=True)
-            findings.append(_judge_path(name, path, ini=True))
+            continue
+        finding = _judge_path(name, parser.get(section, "class", raw=True), ini=True)
+        if name in queue_targets:
+            problem = _queue_target_problem(name, queue_targets, names, ini=True)
+            if problem is not None:
+                finding = dataclasses.replace(finding, fork_safe=False, reason=problem)
+        findings.append(finding)
     return findings
+
+
+def _literal_target_names(args: str) -> list[str] | None:
+    """The target names in a queue handler's ``args``, when they are written
+    as a literal list of strings (fileConfig evaluates ``args`` as code; the
+    doctor does not run it)."""
+    try:
+        value = ast.literal_eval(args.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if isinstance(value, tuple) and value:
+        value = value[0]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
 
 
 def _live_handlers() -> Iterator[tuple[str, logging.Handler]]:
