@@ -16,6 +16,7 @@ import pytest
 
 import safelog
 import safelog._queue
+from records import log_mixed
 from safelog._handlers import takes_batches
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(threadName)s: %(message)s"
@@ -76,27 +77,6 @@ def held(
     logger.critical("hold")
     assert gate.entered.wait(5)
     return queued, gate
-
-
-def log_mixed(logger: logging.Logger) -> None:
-    """Levels, arguments, non-string messages, unicode, exceptions, stacks."""
-    logger.debug("debug %d", 1)
-    logger.info("plain")
-    logger.info("secret %s", "password")
-    logger.warning("args %s %d %r", "x", 7, {"k": [1]})
-    logger.info({"not": "a string"})
-    logger.error("unicode é ✓ %s", "\u2603")
-    logger.info("stack", stack_info=True)
-    try:
-        raise KeyError("inner")
-    except KeyError:
-        try:
-            raise ValueError("outer")
-        except ValueError:
-            logger.exception("with %s", "traceback")
-    logger.info("multi\nline")
-    for index in range(40):
-        logger.log(logging.DEBUG + 10 * (index % 4), "r%d", index)
 
 
 def configure(handlers: list[logging.FileHandler]) -> None:

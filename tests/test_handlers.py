@@ -91,6 +91,21 @@ STREAM_HANDLER_CLASSES = {
 }
 
 
+def handler_on_file(name: str, kind: str, path: Path, encoding: str) -> Any:
+    """The ``name`` ("stdlib" or "safelog") FileHandler on ``path``, or for
+    kind "stream" its StreamHandler on a file opened there."""
+    if kind == "file":
+        return HANDLER_CLASSES[name](path, encoding=encoding)
+    stream = open(path, "w", encoding=encoding)  # noqa: SIM115
+    return STREAM_HANDLER_CLASSES[name](stream)
+
+
+def close_with_stream(handler: logging.StreamHandler[Any]) -> None:
+    handler.close()  # closes a FileHandler's stream, not a StreamHandler's
+    if handler.stream is not None:
+        handler.stream.close()
+
+
 # -- byte-identical output -----------------------------------------------------
 
 
@@ -154,19 +169,11 @@ def test_custom_terminator_writes_stdlib_bytes(
     output = {}
     for name in ("stdlib", "safelog"):
         path = tmp_path / f"{name}.log"
-        if kind == "file":
-            handler: logging.StreamHandler[Any] = HANDLER_CLASSES[name](
-                path, encoding="utf-8"
-            )
-        else:
-            stream = open(path, "w", encoding="utf-8")  # noqa: SIM115
-            handler = STREAM_HANDLER_CLASSES[name](stream)
+        handler = handler_on_file(name, kind, path, "utf-8")
         handler.terminator = terminator
         for record in make_records(UNICODE_TEXT):
             handler.handle(record)
-        handler.close()  # closes a FileHandler's stream, not a StreamHandler's
-        if handler.stream is not None:
-            handler.stream.close()
+        close_with_stream(handler)
         output[name] = path.read_bytes()
     assert output["stdlib"] == output["safelog"]
 
@@ -214,20 +221,12 @@ def test_unencodable_record_goes_to_handle_error(
     output, reported = {}, {}
     for name in ("stdlib", "safelog"):
         path = tmp_path / f"{name}.log"
-        if kind == "file":
-            handler: logging.StreamHandler[Any] = HANDLER_CLASSES[name](
-                path, encoding="latin-1"
-            )
-        else:
-            stream = open(path, "w", encoding="latin-1")  # noqa: SIM115
-            handler = STREAM_HANDLER_CLASSES[name](stream)
+        handler = handler_on_file(name, kind, path, "latin-1")
         capsys.readouterr()
         for record in make_records(UNICODE_TEXT)[:2]:
             handler.handle(record)
         reported[name] = error_reported(capsys.readouterr().err)
-        handler.close()  # closes a FileHandler's stream, not a StreamHandler's
-        if handler.stream is not None:
-            handler.stream.close()
+        close_with_stream(handler)
         output[name] = path.read_bytes()
     assert "UnicodeEncodeError" == reported["stdlib"]
     assert reported["stdlib"] == reported["safelog"]

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 import pytest
 
 import safelog
+from records import log_mixed
 from scenario import run, run_ok
 
 SRC_DIR = str(pathlib.Path(__file__).resolve().parents[1] / "src")
@@ -89,18 +90,7 @@ def test_output_equals_direct_target(
     # The queued handler goes first, so the direct handler's formatter cannot
     # have cached exc_text on the record for it.
     logger.handlers.reverse()
-    logger.info("plain")
-    logger.warning("args %s %d %r", "x", 7, {"k": [1]})
-    logger.info({"not": "a string"})
-    logger.error("unicode é ✓ %s", "\u2603")
-    logger.debug("stack", stack_info=True)
-    try:
-        raise KeyError("inner")
-    except KeyError:
-        try:
-            raise ValueError("outer")
-        except ValueError:
-            logger.exception("with %s", "traceback")
+    log_mixed(logger)
     queued.flush()
     queued.close()
     direct.close()
