@@ -821,6 +821,66 @@ sys.exit(2)
         assert [f"{who} {i}" for i in range(1000)] == mine
 
 
+def test_exit_while_daemon_threads_keep_logging(tmp_path: pathlib.Path) -> None:
+    """The interpreter exits while daemon threads log without pause: the exit
+    hook's drain takes what was queued, not what keeps coming, so it ends;
+    every record the main thread logged is written."""
+    body = """
+def spam(n):
+    i = 0
+    while True:
+        log.warning('spam%d %d', n, i)
+        i += 1
+for n in range(4):
+    threading.Thread(target=spam, args=(n,), daemon=True).start()
+for i in range(2000): log.warning('main %d', i)
+"""
+    lines = exit_scenario(tmp_path, body)
+    assert [f"main {i}" for i in range(2000)] == [
+        line for line in lines if line.startswith("main ")
+    ]
+
+
+def test_close_while_threads_keep_logging(tmp_path: pathlib.Path) -> None:
+    """close() returns while other threads log without pause, having written
+    every record logged before it was called; records logged after it go to
+    the targets from the logging threads, in each thread's order."""
+    body = """
+import json, time
+stop = threading.Event()
+logged = {}
+def spam(n):
+    i = 0
+    while not stop.is_set():
+        log.warning('t%d %d', n, i)
+        i += 1
+        logged[n] = i
+threads = [threading.Thread(target=spam, args=(n,)) for n in range(3)]
+for thread in threads: thread.start()
+time.sleep(0.2)
+before_close = dict(logged)
+closer = threading.Thread(target=log.handlers[0].close)
+closer.start()
+closer.join(20)
+closed = not closer.is_alive()
+time.sleep(0.1)
+stop.set()
+for thread in threads: thread.join(20)
+target.close()
+with open(SUMMARY, "w") as f:
+    json.dump({"closed": closed, "before_close": before_close, "logged": logged}, f)
+"""
+    summary_path = tmp_path / "summary.json"
+    lines = exit_scenario(tmp_path, body.replace("SUMMARY", repr(str(summary_path))))
+    summary = json.loads(summary_path.read_text())
+    assert summary["closed"], "close() did not return while threads logged"
+    for n in range(3):
+        mine = [int(line.split()[1]) for line in lines if line.startswith(f"t{n} ")]
+        # Every record whose call returned, once, in order.
+        assert list(range(summary["logged"][str(n)])) == mine
+        assert summary["before_close"][str(n)] > 0
+
+
 def test_exit_raw_fork_child_os_exit_after_flush(tmp_path: pathlib.Path) -> None:
     """A raw fork child that calls safelog.flush() and leaves by os._exit
     writes everything; one that leaves by sys.exit() does too."""

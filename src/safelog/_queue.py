@@ -227,8 +227,13 @@ class QueueHandler(logging.Handler):
         self._writer: threading.Thread | None = None
         self._writer_ident: int | None = None
         self._stop_pending = False  # a stop request seen while draining inline
-        self._inline_drain = threading.Lock()  # only ever tried, never waited on
+        # Held by the thread draining inline; re-entrant, so that a target or
+        # a signal handler on that thread can tell it is inside the drain.
+        self._inline_drain = threading.RLock()
         self._inline_drainer: int | None = None
+        # Items that the draining thread queued while draining, for it to
+        # take too (a target logging, a signal handler).
+        self._queued_while_draining = 0
         self._forking = False
         self._fork_prepared = False
         self._fork_holds_token = False
@@ -370,10 +375,10 @@ class QueueHandler(logging.Handler):
         return True
 
     def _wake(self) -> None:
-        """Records are queued and no writer runs: start one.  After close or
-        exit, handle them here instead."""
+        """This thread queued an item and no writer runs: start one.  After
+        close or exit, handle what is queued here instead."""
         if self._closed or self._exiting:
-            self._drain_inline()
+            self._drain_inline(after_put=True)
             return
         if self._forking:
             return  # after_fork_in_parent starts it
@@ -400,7 +405,7 @@ class QueueHandler(logging.Handler):
             if not started:
                 self._start_tokens.append(_START_TOKEN)
         if not started and (self._closed or self._exiting):
-            self._drain_inline()
+            self._drain_inline(after_put=True)
 
     # -- writer side -------------------------------------------------------
 
@@ -562,38 +567,58 @@ class QueueHandler(logging.Handler):
             )
             self._deliver(warning)
 
-    def _drain_inline(self) -> None:
-        """Handle every queued record on this thread (after close or exit,
-        and for a flush called by a target on the writer).
+    def _drain_inline(self, *, after_put: bool = False) -> None:
+        """Handle on this thread every item queued before the call (after
+        close or exit, and for a flush called by a target on the writer);
+        ``after_put``: this thread has just queued one.
 
-        One thread drains at a time, so records keep their order.  A thread
-        that finds another draining leaves its records to it (never waits:
-        it may be a signal handler interrupting that very drain); the
-        drainer looks again after letting go, so none is left behind."""
-        pending = self._queue
-        on_writer = threading.get_ident() == self._writer_ident
-        while self._inline_drain.acquire(blocking=False):
+        One thread drains at a time, so records keep their order, and each
+        drain ends: it takes what was queued when it began, and what its own
+        thread queues meanwhile, so threads that keep logging cannot keep it
+        going.  A thread that finds another draining waits for it (that drain
+        may end before this thread's items), then drains itself.  On the
+        draining thread itself (a target logging, a signal handler) it
+        returns at once, leaving its item to the drain under way."""
+        lock = self._inline_drain
+        delay = 0.00005
+        while not lock.acquire(blocking=False):
+            time.sleep(delay)
+            delay = min(delay * 2, _BLOCK_POLL_MAX)
+        try:
+            if self._inline_drainer is not None:  # re-entered on the drainer
+                if after_put:
+                    self._queued_while_draining += 1
+                return
             self._inline_drainer = threading.get_ident()
             try:
-                batch = self._batch
-                if on_writer and batch is not None:
-                    # A target flushing mid-batch: the rest of the batch
-                    # comes before anything still queued.
-                    self._finish_batch(batch)
-                while True:
-                    try:
-                        item = pending.get_nowait()
-                    except queue.Empty:
-                        break
-                    if self._process(item) and on_writer:
-                        self._stop_pending = True  # the writer exits in its loop
-                if self._overflowed:
-                    self._report_drops()
+                self._drain_queued()
             finally:
                 self._inline_drainer = None
-                self._inline_drain.release()
-            if pending.empty():
-                return
+        finally:
+            lock.release()
+
+    def _drain_queued(self) -> None:
+        """The body of ``_drain_inline``, with its lock held."""
+        pending = self._queue
+        on_writer = threading.get_ident() == self._writer_ident
+        batch = self._batch
+        if on_writer and batch is not None:
+            # A target flushing mid-batch: the rest of the batch comes before
+            # anything still queued.
+            self._finish_batch(batch)
+        self._queued_while_draining = 0
+        remaining = pending.qsize()
+        while remaining > 0:
+            try:
+                item = pending.get_nowait()
+            except queue.Empty:
+                break
+            if self._process(item) and on_writer:
+                self._stop_pending = True  # the writer exits in its loop
+            remaining += self._queued_while_draining - 1
+            self._queued_while_draining = 0
+        if self._overflowed:
+            self._report_drops()
 
     # -- targets -----------------------------------------------------------
 
@@ -685,7 +710,11 @@ class QueueHandler(logging.Handler):
             self._drain_inline()
             self._flush_targets()
             return
-        if self._writer is None and self._queue.empty():
+        if (
+            self._writer is None
+            and self._inline_drainer is None  # may hold the last record
+            and self._queue.empty()
+        ):
             self._flush_targets()
             return
         barrier = _Barrier()
