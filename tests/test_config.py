@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
+import time
 from pathlib import Path
 
 import pytest
@@ -220,6 +222,47 @@ def test_dict_config_queue_handler_with_named_target(tmp_path: Path) -> None:
     children = {line for line in lines if line.startswith("app WARNING child")}
     assert {f"app WARNING child {n}" for n in range(10)} == children
     assert len(lines) == len(set(lines))
+
+
+@pytest.mark.parametrize("queue_name", ["aq", "zq"])
+def test_configuring_again_writes_what_the_queue_holds(
+    tmp_path: Path, queue_name: str
+) -> None:
+    """A second dictConfig closes the old handlers through logging.shutdown(),
+    newest first.  dictConfig builds them in name order, so a queue handler
+    named before its target ("aq" < "file") is older; its target is still
+    open when it writes what it holds, and every record is in the file."""
+
+    class Slow(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            time.sleep(0.0005)  # keeps records queued until the second call
+            return True
+
+    path = tmp_path / "app.log"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "filters": {"slow": {"()": Slow}},
+            "handlers": {
+                queue_name: {"class": "safelog.QueueHandler", "handlers": ["file"]},
+                "file": {
+                    "class": "safelog.FileHandler",
+                    "filename": str(path),
+                    "mode": "w",
+                    "filters": ["slow"],
+                },
+            },
+            # One logger per case: on 3.9 a logger that an earlier
+            # dictConfig disabled stays disabled when configured again.
+            "loggers": {f"again.{queue_name}": {"handlers": [queue_name]}},
+        }
+    )
+    log = logging.getLogger(f"again.{queue_name}")
+    log.setLevel(logging.INFO)
+    for i in range(300):
+        log.info("record %d", i)
+    logging.config.dictConfig({"version": 1, "incremental": False})
+    assert [f"record {i}" for i in range(300)] == path.read_text().splitlines()
 
 
 def test_dict_config_network_handlers_send_to_a_local_server(tmp_path: Path) -> None:

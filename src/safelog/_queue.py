@@ -663,6 +663,7 @@ class QueueHandler(logging.Handler):
                 self._refused_targets[name] = _cycle_message(self.name, cycle)
                 return None
         self._bound_targets[name] = handler
+        _shut_down_after(self, handler)
         return handler
 
     def _check_targets(self, names: object) -> None:
@@ -977,6 +978,33 @@ def _path_back_to(
         if path is not None:
             return path
     return None
+
+
+def _shut_down_after(handler: logging.Handler, target: logging.Handler) -> None:
+    """Put ``handler`` after ``target`` in the list ``logging.shutdown()``
+    flushes and closes newest first, so that ``target`` is still open when
+    ``handler`` writes what it holds into it.
+
+    ``dictConfig`` builds handlers in name order and closes the old ones
+    through ``logging.shutdown()`` when it configures again: a target named
+    after its queue handler is newer, and would be closed first."""
+    refs: list[Any] | None = getattr(logging, "_handlerList", None)
+    if refs is None:
+        return
+    # Not under logging's module lock: this runs on the writer too, which a
+    # dictConfig holding that lock may be waiting for (it flushes this
+    # handler).  remove() and append() are each atomic, and a live
+    # handler's reference is never removed by anyone else.
+    mine = None
+    for ref in list(refs):
+        referent = ref()
+        if referent is handler:
+            mine = ref
+        elif referent is target:
+            if mine is not None:
+                refs.remove(mine)
+                refs.append(mine)
+            return
 
 
 def _cycle_message(name: str | None, path: list[str]) -> str:
