@@ -13,6 +13,7 @@ one file, whole.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import logging.handlers
 import os
@@ -639,3 +640,61 @@ def test_timed_processes_share_one_schedule(tmp_path: Path) -> None:
     assert [] == late  # no record written after its file's interval
     assert {} == {record: times for record, times in seen.items() if times > 1}
     assert logged == len(seen)
+
+
+# -- doRollover() from another thread ---------------------------------------------
+
+
+def test_do_rollover_from_another_thread_waits_for_the_record(tmp_path: Path) -> None:
+    """An application thread calling doRollover() ("rotate now") while
+    another thread is inside emit(), rolling over itself, waits for that
+    thread to finish: it never rotates files under it (which lost records
+    and wrote to closed descriptors).  Every record is in exactly one file."""
+    outcome = run_ok(
+        f"""
+        import json, logging, os, threading
+        import safelog
+        path = {str(tmp_path / "app.log")!r}
+        handler = safelog.RotatingFileHandler(path, maxBytes=60, backupCount=10)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        in_emit, rotate_now_done = threading.Event(), threading.Event()
+        overlapped = []
+        def rotator(source, dest):
+            os.rename(source, dest)
+            if threading.current_thread() is threading.main_thread():
+                if not in_emit.is_set():
+                    # Inside emit's rollover: let the other thread try now.
+                    in_emit.set()
+                    overlapped.append(rotate_now_done.wait(0.5))
+        handler.rotator = rotator
+        log = logging.getLogger("rotate-now")
+        log.propagate = False
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        errors = []
+        def rotate_now():
+            in_emit.wait(30)
+            try:
+                handler.doRollover()
+            except Exception as error:
+                errors.append(repr(error))
+            rotate_now_done.set()
+        thread = threading.Thread(target=rotate_now)
+        thread.start()
+        for i in range(6):
+            log.info("record %d %s", i, "x" * 20)
+        thread.join(30)
+        handler.close()
+        lines = []
+        for name in sorted(os.listdir({str(tmp_path)!r})):
+            if name.startswith("app.log") and not name.endswith(".lock"):
+                with open(os.path.join({str(tmp_path)!r}, name)) as f:
+                    lines += f.read().splitlines()
+        print(json.dumps({{"overlapped": overlapped, "lines": sorted(lines),
+                           "errors": errors}}))
+        """,
+        timeout=60,
+    )
+    summary = json.loads(outcome.stdout)
+    assert ([False], []) == (summary["overlapped"], summary["errors"])
+    assert sorted(f"record {i} {'x' * 20}" for i in range(6)) == summary["lines"]

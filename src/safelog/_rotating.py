@@ -194,12 +194,15 @@ class _SharedRotation(FileHandler):
 
     def doRollover(self) -> None:
         """Roll over now, as the standard handler does, under the handler
-        lock and the exclusive inter-process lock."""
-        if self._file_lock.exclusive:  # from emit, which holds both
-            self._roll_over()
-            return
+        lock and the exclusive inter-process lock.  Safe from any thread:
+        one that calls it while another writes waits for that record."""
         assert self.lock is not None
-        with self.lock:
+        with self.lock:  # an RLock: emit, which holds it, calls this too
+            # Only the thread holding the handler lock uses the file lock, so
+            # holding it now means this thread is in emit and took it there.
+            if self._file_lock.exclusive:
+                self._roll_over()
+                return
             self._file_lock.acquire(exclusive=True)
             try:
                 self._roll_over()
@@ -214,13 +217,16 @@ class _SharedRotation(FileHandler):
         self._file_lock.forget_inherited()
 
     def close(self) -> None:
-        """Close the file and this process's lock file descriptor."""
-        try:
-            super().close()
-        finally:
-            lock = getattr(self, "_file_lock", None)
-            if lock is not None:
-                lock.close()
+        """Close the file and this process's lock file descriptor, under the
+        handler lock (never under a thread that is writing a record)."""
+        assert self.lock is not None
+        with self.lock:
+            try:
+                super().close()
+            finally:
+                lock = getattr(self, "_file_lock", None)
+                if lock is not None:
+                    lock.close()
 
 
 def _is_regular(status: os.stat_result) -> bool:
