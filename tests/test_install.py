@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,6 +269,28 @@ def test_every_shipped_replacement_is_rebuilt_with_its_settings(
             handler.close()
         logger.handlers.clear()
         receiver.close()
+
+
+def test_timed_rotating_replacement_keeps_the_schedule(
+    logger: logging.Logger, tmp_path: Path
+) -> None:
+    """The replacement of a TimedRotatingFileHandler rolls over when the old
+    one would have, not one interval after install()."""
+    old = logging.handlers.TimedRotatingFileHandler(
+        tmp_path / "t.log", when="S", interval=30
+    )
+    due = int(time.time()) + 7  # as set by the old handler's last rollover
+    old.rolloverAt = due
+    logger.handlers[:] = [old]
+    try:
+        safelog.install()
+        new = logger.handlers[0]
+        assert isinstance(new, safelog.TimedRotatingFileHandler)
+        assert due == new.rolloverAt
+    finally:
+        safelog.uninstall()
+        old.close()
+        logger.handlers.clear()
 
 
 def test_queue_routes_records_through_the_writer_thread(

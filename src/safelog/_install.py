@@ -280,6 +280,7 @@ _INSTANCE_SETTINGS = (
     "extMatch",
     "namer",
     "rotator",
+    "rolloverAt",  # the schedule the old handler kept, not one from now
 )
 
 
