@@ -386,6 +386,49 @@ def test_drop_policies_count_exactly(logger: logging.Logger, overflow: str) -> N
     assert 15 == handler.dropped
 
 
+def test_drop_old_does_not_make_flush_wait_for_later_records(
+    logger: logging.Logger,
+) -> None:
+    """With drop_old, a caller that finds a flush barrier at the front of a
+    full queue neither drops it nor puts it back behind newer records: the
+    flush is answered once the records queued before it are handled (here:
+    all dropped but the one in the target), not after records logged later."""
+
+    class FlushRecording(ListHandler):
+        def flush(self) -> None:
+            flushed_after.append(list(self.lines))
+
+    flushed_after: list[list[str]] = []
+    target = FlushRecording()
+    target.setFormatter(logging.Formatter("%(message)s"))
+    target.gate.clear()
+    handler = attach(
+        logger, safelog.QueueHandler([target], maxsize=10, overflow="drop_old")
+    )
+    logger.info("hold")
+    assert target.entered.wait(5)
+    for index in range(10):
+        logger.info("early %d", index)
+    flusher = threading.Thread(target=handler.flush)
+    flusher.start()
+    deadline = time.monotonic() + 5
+    while handler._queue.qsize() < 11 and time.monotonic() < deadline:
+        time.sleep(0.001)  # the barrier is queued behind the ten
+    for index in range(15):
+        logger.info("late %d", index)
+    target.gate.set()
+    flusher.join(10)
+    assert not flusher.is_alive()
+    assert ["hold"] == flushed_after[0]
+    handler.flush()
+    # Ten early records and the four late ones pushed out after the barrier
+    # left the queue; the barrier itself is never counted.
+    assert 14 == handler.dropped
+    assert [f"late {i}" for i in range(4, 15)] == [
+        line for line in target.lines if line.startswith("late ")
+    ]
+
+
 def test_drop_counts_exact_under_threads(logger: logging.Logger) -> None:
     """Drops counted from 4 threads at once add up exactly."""
     handler, target = gated(50, "drop_new")

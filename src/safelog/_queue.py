@@ -226,7 +226,10 @@ class QueueHandler(logging.Handler):
         )
         self._writer: threading.Thread | None = None
         self._writer_ident: int | None = None
-        self._stop_pending = False  # a stop request seen while draining inline
+        self._stop_pending = False  # a stop request seen out of its place
+        # Flush barriers that a "drop_old" caller took off the front of the
+        # queue: everything queued before each is with the writer already.
+        self._displaced: collections.deque[_Barrier] = collections.deque()
         # Held by the thread draining inline; re-entrant, so that a target or
         # a signal handler on that thread can tell it is inside the drain.
         self._inline_drain = threading.RLock()
@@ -359,8 +362,12 @@ class QueueHandler(logging.Handler):
             if type(oldest) is tuple:
                 next(self._drop_events)
                 self._overflowed = True
-            else:
-                self._queue.put(oldest)  # never drop a barrier or a stop
+            elif isinstance(oldest, _Barrier):
+                # Never dropped, and never put back behind newer records: the
+                # writer answers it once done with what it holds.
+                self._displaced.append(oldest)
+            else:  # the stop: the writer exits once done with what it holds
+                self._stop_pending = True
             return True
         # "block".  The writer never waits for itself, and after close or
         # exit the record is handled on this thread right after it is queued.
@@ -451,12 +458,17 @@ class QueueHandler(logging.Handler):
                         if type(item) is not tuple:
                             break
                     self._deliver_batch(records)
+                    if self._displaced:
+                        self._answer_displaced()
                     if self._overflowed:
                         self._report_drops()
                     if item is not None and self._process(item):
                         break
-                elif self._process(item):
-                    break
+                else:
+                    if self._displaced:  # taken off the queue before item
+                        self._answer_displaced()
+                    if self._process(item):
+                        break
                 if self._stop_pending:
                     break
         finally:
@@ -539,6 +551,17 @@ class QueueHandler(logging.Handler):
                     except Exception:
                         _report_target_error(target, record)
 
+    def _answer_displaced(self) -> None:
+        """Flush the targets for, and release, the barriers a "drop_old"
+        caller took off the queue."""
+        barriers = []
+        with contextlib.suppress(IndexError):
+            while True:
+                barriers.append(self._displaced.popleft())
+        self._flush_targets()
+        for barrier in barriers:
+            barrier.done.set()
+
     def _flush_targets(self) -> None:
         for target in self._resolved_targets():
             try:
@@ -613,10 +636,14 @@ class QueueHandler(logging.Handler):
                 item = pending.get_nowait()
             except queue.Empty:
                 break
+            if self._displaced and type(item) is not tuple:
+                self._answer_displaced()  # taken off the queue before item
             if self._process(item) and on_writer:
                 self._stop_pending = True  # the writer exits in its loop
             remaining += self._queued_while_draining - 1
             self._queued_while_draining = 0
+        if self._displaced:
+            self._answer_displaced()
         if self._overflowed:
             self._report_drops()
 
