@@ -891,7 +891,7 @@ def test_close_while_threads_keep_logging(tmp_path: pathlib.Path) -> None:
     body = """
 import json, time
 stop = threading.Event()
-logged = {}
+logged = dict.fromkeys(range(3), 0)
 def spam(n):
     i = 0
     while not stop.is_set():
@@ -900,7 +900,9 @@ def spam(n):
         logged[n] = i
 threads = [threading.Thread(target=spam, args=(n,)) for n in range(3)]
 for thread in threads: thread.start()
-time.sleep(0.2)
+deadline = time.monotonic() + 30
+while min(logged.values()) < 100 and time.monotonic() < deadline:
+    time.sleep(0.01)  # every thread is logging (under load, it takes a while)
 before_close = dict(logged)
 closer = threading.Thread(target=log.handlers[0].close)
 closer.start()
