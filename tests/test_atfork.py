@@ -191,14 +191,14 @@ def test_steps_run_newest_first_before_and_oldest_first_after() -> None:
 def test_shared_deadline_bounds_fork_when_handler_locks_are_stuck(
     tmp_path: Any,
 ) -> None:
-    """Threads stuck holding three handlers' locks delay a fork by about the
+    """Threads stuck holding five handlers' locks delay a fork by about the
     fork timeout in total (one shared deadline, not one per handler), and the
     child still logs through every one of those handlers."""
     summary, _ = run_scenario(
         f"""
         TIMEOUT = 1.0
         safelog.set_fork_timeout(TIMEOUT)
-        paths = [os.path.join({str(tmp_path)!r}, f"h{{n}}.log") for n in range(3)]
+        paths = [os.path.join({str(tmp_path)!r}, f"h{{n}}.log") for n in range(5)]
         handlers = [safelog.FileHandler(path) for path in paths]
         log = logging.getLogger("stuck")
         log.propagate = False
@@ -247,10 +247,11 @@ def test_shared_deadline_bounds_fork_when_handler_locks_are_stuck(
     assert {
         "value": "logged",
         "status": 0,
-        "contents": ["child\nparent\n"] * 3,
+        "contents": ["child\nparent\n"] * 5,
     } == summary
-    # 1 s shared; one deadline per handler would take 3 s.
-    assert 0.9 <= elapsed < 2.5
+    # 1 s shared; one deadline per handler would take 5 s.  The margin is for
+    # a stalled machine, and the child's own exit is timed too.
+    assert 0.9 <= elapsed < 4.0
 
 
 def test_failing_participant_does_not_stop_the_others() -> None:

@@ -17,8 +17,11 @@ def test_demo_reports_both_runs_and_safelog_is_clean() -> None:
     one line each, and exits 0 because every safelog child logged cleanly."""
     outcome = scenario.run(
         "import sys; from safelog.__main__ import main; sys.exit(main())",
-        args=("demo", "--handler=both", "--forks=10", "--timeout=1"),
-        timeout=30,
+        # A child that logs and exits takes milliseconds; 3 s leaves room
+        # for a stalled machine.  Four runs, each bounded by forks x 0.02 s +
+        # the timeout + 5 s of slack.
+        args=("demo", "--handler=both", "--forks=10", "--timeout=3"),
+        timeout=60,
     )
 
     assert not outcome.hung, outcome.describe()

@@ -454,7 +454,7 @@ def run_in_flight(
 
 
 STALLED_FLUSH = """
-HANDLER, path = {handler!r}, {path!r}
+HANDLER, path, PAUSE = {handler!r}, {path!r}, {pause!r}
 # Buffers in the text layer only: no io lock, so a stdlib child can only
 # duplicate, never hang.
 stream = io.TextIOWrapper(io.FileIO(path, "a"), encoding="utf-8")
@@ -470,10 +470,9 @@ in_window = threading.Event()
 
 
 def flush_after_a_pause():
-    # A logging thread preempted between its write() and its flush(), for
-    # 20 ms: well within safelog's fork timeout (0.1 s).
+    # A logging thread preempted between its write() and its flush().
     in_window.set()
-    time.sleep(0.02)
+    time.sleep(PAUSE)
     flush_now()
 
 
@@ -502,7 +501,13 @@ print(json.dumps({{
 
 
 def run_stalled_flush(tmp_path: Path, handler: str) -> dict[str, Any]:
-    code = STALLED_FLUSH.format(handler=handler, path=str(tmp_path / "stalled.log"))
+    # The stdlib takes no lock before fork: a long pause makes sure the fork
+    # lands inside it, even on a stalled machine.  For safelog the pause
+    # stays well within the fork timeout (0.1 s), which it waits out.
+    pause = 0.5 if handler == "stdlib" else 0.02
+    code = STALLED_FLUSH.format(
+        handler=handler, path=str(tmp_path / "stalled.log"), pause=pause
+    )
     return run_scenario(code, env=BUFFERED_STDIO)
 
 

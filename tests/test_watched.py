@@ -100,6 +100,11 @@ def test_forked_children_follow_logrotate(tmp_path: Path) -> None:
                     logger.info("<child%d:%d>", child, seq)
                 os._exit(0)
             children.append(pid)
+            # A writer recreates the file after each move; on a stalled
+            # machine that can take longer than the pause below.
+            deadline = time.monotonic() + 10
+            while not os.path.exists(path) and time.monotonic() < deadline:
+                time.sleep(0.001)
             os.rename(path, f"{{path}}.{{child}}")  # logrotate's move
             time.sleep(0.02)
         for pid in children:
