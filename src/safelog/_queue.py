@@ -48,6 +48,10 @@ WRITER_THREAD_NAME = "safelog-writer"
 
 # A caller blocked on a full queue looks again after at most this long.
 _BLOCK_POLL_MAX = 0.001
+# After close or exit, a caller waits at most this long for the queue to be
+# written out before it handles its record anyway (a target that logs while
+# holding a lock the queue's records need must not wait for ever).
+_RETIRE_WAIT = 5.0
 # Barrier waits look at the writer this often, to restart it if it is gone.
 _BARRIER_POLL = 0.05
 # The writer takes at most this many records off the queue at a time: a
@@ -230,13 +234,13 @@ class QueueHandler(logging.Handler):
         # Flush barriers that a "drop_old" caller took off the front of the
         # queue: everything queued before each is with the writer already.
         self._displaced: collections.deque[_Barrier] = collections.deque()
-        # Held by the thread draining inline; re-entrant, so that a target or
-        # a signal handler on that thread can tell it is inside the drain.
-        self._inline_drain = threading.RLock()
+        self._inline_drain = threading.Lock()  # only ever tried, never waited on
         self._inline_drainer: int | None = None
-        # Items that the draining thread queued while draining, for it to
-        # take too (a target logging, a signal handler).
-        self._queued_while_draining = 0
+        # Set once close() or the exit hooks have written out the queue:
+        # from then on each caller handles its record on its own thread.
+        self._retired = threading.Event()
+        if self._closed:  # a closed handler's forked child has nothing queued
+            self._retired.set()
         self._forking = False
         self._fork_prepared = False
         self._fork_holds_token = False
@@ -303,6 +307,9 @@ class QueueHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return passed
+        if self._closed or self._exiting:
+            self._handle_here((record.__class__, state))
+            return passed
         pending = self._queue
         if pending.qsize() >= self._maxsize and not self._make_room():
             return passed
@@ -321,12 +328,30 @@ class QueueHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        if self._closed or self._exiting:
+            self._handle_here(captured)
+            return
         pending = self._queue
         if pending.qsize() >= self._maxsize and not self._make_room():
             return
         pending.put(captured)
         if self._writer is None:
             self._wake()
+
+    def _handle_here(self, captured: _Captured) -> None:
+        """After close or exit: handle the record on this thread, once what
+        was queued before it is written out.  On the thread writing the
+        queue out (a target logging), queue it instead: that thread takes
+        it next, and waiting for itself would never end."""
+        me = threading.get_ident()
+        if me == self._writer_ident or me == self._inline_drainer:
+            self._queue.put(captured)
+            if self._writer is None:
+                self._wake()
+            return
+        if not self._retired.is_set():
+            self._retired.wait(_RETIRE_WAIT)
+        self._process(captured)
 
     def _capture(self, record: logging.LogRecord) -> _Captured:
         state = record.__dict__.copy()
@@ -385,7 +410,7 @@ class QueueHandler(logging.Handler):
         """This thread queued an item and no writer runs: start one.  After
         close or exit, handle what is queued here instead."""
         if self._closed or self._exiting:
-            self._drain_inline(after_put=True)
+            self._drain_inline()
             return
         if self._forking:
             return  # after_fork_in_parent starts it
@@ -412,7 +437,7 @@ class QueueHandler(logging.Handler):
             if not started:
                 self._start_tokens.append(_START_TOKEN)
         if not started and (self._closed or self._exiting):
-            self._drain_inline(after_put=True)
+            self._drain_inline()
 
     # -- writer side -------------------------------------------------------
 
@@ -590,35 +615,26 @@ class QueueHandler(logging.Handler):
             )
             self._deliver(warning)
 
-    def _drain_inline(self, *, after_put: bool = False) -> None:
-        """Handle on this thread every item queued before the call (after
-        close or exit, and for a flush called by a target on the writer);
-        ``after_put``: this thread has just queued one.
+    def _drain_inline(self) -> None:
+        """Handle every queued item on this thread (after close or exit, and
+        for a flush called by a target on the writer).
 
-        One thread drains at a time, so records keep their order, and each
-        drain ends: it takes what was queued when it began, and what its own
-        thread queues meanwhile, so threads that keep logging cannot keep it
-        going.  A thread that finds another draining waits for it (that drain
-        may end before this thread's items), then drains itself.  On the
-        draining thread itself (a target logging, a signal handler) it
-        returns at once, leaving its item to the drain under way."""
-        lock = self._inline_drain
-        delay = 0.00005
-        while not lock.acquire(blocking=False):
-            time.sleep(delay)
-            delay = min(delay * 2, _BLOCK_POLL_MAX)
-        try:
-            if self._inline_drainer is not None:  # re-entered on the drainer
-                if after_put:
-                    self._queued_while_draining += 1
-                return
+        One thread drains at a time, so records keep their order.  A thread
+        that finds another draining leaves its items to it (never waits: it
+        may be a signal handler interrupting that very drain); the drainer
+        looks again after letting go, so none is left behind.  It ends:
+        after close or exit callers no longer queue their records, so only
+        the few that were on their way can follow."""
+        pending = self._queue
+        while self._inline_drain.acquire(blocking=False):
             self._inline_drainer = threading.get_ident()
             try:
                 self._drain_queued()
             finally:
                 self._inline_drainer = None
-        finally:
-            lock.release()
+                self._inline_drain.release()
+            if pending.empty():
+                return
 
     def _drain_queued(self) -> None:
         """The body of ``_drain_inline``, with its lock held."""
@@ -629,9 +645,7 @@ class QueueHandler(logging.Handler):
             # A target flushing mid-batch: the rest of the batch comes before
             # anything still queued.
             self._finish_batch(batch)
-        self._queued_while_draining = 0
-        remaining = pending.qsize()
-        while remaining > 0:
+        while True:
             try:
                 item = pending.get_nowait()
             except queue.Empty:
@@ -640,8 +654,6 @@ class QueueHandler(logging.Handler):
                 self._answer_displaced()  # taken off the queue before item
             if self._process(item) and on_writer:
                 self._stop_pending = True  # the writer exits in its loop
-            remaining += self._queued_while_draining - 1
-            self._queued_while_draining = 0
         if self._displaced:
             self._answer_displaced()
         if self._overflowed:
@@ -763,7 +775,7 @@ class QueueHandler(logging.Handler):
         if not self._closed:
             self._closed = True
             self._stop_writer()
-            self.flush()  # waits for a thread draining inline, if any
+            self._retire()
             for target in self._resolved_targets():
                 try:
                     target.close()
@@ -778,7 +790,22 @@ class QueueHandler(logging.Handler):
         self._adopt_if_forked()
         self._exiting = True
         self._stop_writer()
-        self.flush()
+        self._retire()
+
+    def _retire(self) -> None:
+        """Write out what is queued and flush the targets; then callers
+        handle their records themselves.  ``_closed`` or ``_exiting`` is set
+        already, so no caller queues any more but the few on their way, and
+        this ends however many threads keep logging."""
+        me = threading.get_ident()
+        self._drain_inline()
+        while self._inline_drainer is not None or not self._queue.empty():
+            if self._inline_drainer == me:
+                break  # a target closing this handler in the middle of a drain
+            time.sleep(0.0005)  # another thread writes out the last few
+            self._drain_inline()
+        self._flush_targets()
+        self._retired.set()
 
     def _stop_writer(self) -> None:
         """Let the writer handle what is queued, then exit.  Callers set
