@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import threading
 import time
 from pathlib import Path
 
@@ -263,6 +264,55 @@ def test_configuring_again_writes_what_the_queue_holds(
         log.info("record %d", i)
     logging.config.dictConfig({"version": 1, "incremental": False})
     assert [f"record {i}" for i in range(300)] == path.read_text().splitlines()
+
+
+def test_configuring_again_closes_a_chain_of_queues_front_first() -> None:
+    """A chain a_front -> b_mid -> out, where each queue binds its target on
+    its first record: a second dictConfig closes a_front, then b_mid, then
+    out, so a record still on its way through the chain reaches an open
+    target."""
+    seen: list[tuple[str, bool]] = []
+    gate = threading.Event()
+
+    class Out(logging.Handler):
+        closed = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), self.closed))
+
+        def close(self) -> None:
+            self.closed = True
+            super().close()
+
+    class Slow(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.getMessage() == "late":
+                gate.wait(0.3)  # keeps it between a_front and b_mid
+            return True
+
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "filters": {"slow": {"()": Slow}},
+            "handlers": {
+                "a_front": {"class": "safelog.QueueHandler", "handlers": ["b_mid"]},
+                "b_mid": {
+                    "class": "safelog.QueueHandler",
+                    "handlers": ["out"],
+                    "filters": ["slow"],
+                },
+                "out": {"()": Out},
+            },
+            "loggers": {"chain": {"handlers": ["a_front"], "level": "INFO"}},
+        }
+    )
+    log = logging.getLogger("chain")
+    log.info("first")
+    safelog.flush()  # both queues have bound their targets
+    log.info("late")
+    time.sleep(0.05)
+    logging.config.dictConfig({"version": 1, "incremental": False})
+    assert [("first", False), ("late", False)] == seen
 
 
 def test_dict_config_network_handlers_send_to_a_local_server(tmp_path: Path) -> None:

@@ -171,8 +171,9 @@ class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
     than ``"\\n"`` gets ``"\\n"`` line ends in the child.  When the fork
     outlasted the fork timeout while a parent thread was inside this handler,
     the child also re-initialises the inherited stream's buffer (a fresh lock,
-    none of the parent's bytes), so flushing that stream there, as interpreter
-    exit does for ``sys.stderr``, neither hangs nor writes the record again.
+    an empty buffer), so flushing that stream there, as interpreter exit does
+    for ``sys.stderr``, neither hangs nor writes again the record that thread
+    was flushing (see docs/how-it-works.md for the text layer).
     """
 
     # The emit() that write_batch() stands in for (see there).

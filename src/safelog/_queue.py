@@ -751,9 +751,9 @@ class QueueHandler(logging.Handler):
             self._flush_targets()
             return
         if (
-            self._writer is None
-            and self._inline_drainer is None  # may hold the last record
-            and self._queue.empty()
+            self._queue.empty()  # first: whoever took the last record shows
+            and self._writer is None  # below until it has handled it
+            and self._inline_drainer is None
         ):
             self._flush_targets()
             return
@@ -1047,18 +1047,29 @@ def _shut_down_after(handler: logging.Handler, target: logging.Handler) -> None:
         return
     # Not under logging's module lock: this runs on the writer too, which a
     # dictConfig holding that lock may be waiting for (it flushes this
-    # handler).  remove() and append() are each atomic, and a live
-    # handler's reference is never removed by anyone else.
+    # handler).  remove() and append() are each atomic; a dictConfig that
+    # empties the list meanwhile has shut everything down already.
     mine = None
     for ref in list(refs):
         referent = ref()
         if referent is handler:
             mine = ref
         elif referent is target:
-            if mine is not None:
+            if mine is None:
+                return  # already after it
+            try:
                 refs.remove(mine)
-                refs.append(mine)
-            return
+            except ValueError:
+                return
+            refs.append(mine)
+            break
+    else:
+        return
+    # A queue handler that sends to this one must stay after it in turn
+    # (a -> b -> file: b moving after file moves a after b).
+    for sender in list(_live_handlers):
+        if sender is not handler and handler in sender._bound_targets.values():
+            _shut_down_after(sender, handler)
 
 
 def _cycle_message(name: str | None, path: list[str]) -> str:
