@@ -890,6 +890,35 @@ for i in range(2000): log.warning('main %d', i)
     ]
 
 
+def test_signal_handler_logging_during_close_does_not_wait(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A signal handler that logs while close() runs on its thread (here:
+    while close() flushes the targets) is not made to wait for close() to
+    finish, which only that thread could do; its record is written."""
+    body = """
+import signal
+safelog._queue._RETIRE_WAIT = 600  # a wait would hang the scenario
+raised = [True]  # armed just before close()
+class Signalling(safelog.FileHandler):
+    def flush(self):
+        super().flush()
+        if not raised:  # once: the signal handler's record is flushed too
+            raised.append(True)
+            signal.raise_signal(signal.SIGUSR1)
+target.__class__ = Signalling
+signal.signal(signal.SIGUSR1, lambda signum, frame: log.warning('from the signal'))
+log.warning('before close')
+safelog.flush()
+raised.clear()
+log.handlers[0].close()
+log.warning('after close')
+"""
+    lines = exit_scenario(tmp_path, body)
+    assert "before close" == lines[0]
+    assert {"from the signal", "after close"} <= set(lines)
+
+
 def test_close_while_threads_keep_logging(tmp_path: pathlib.Path) -> None:
     """close() returns while other threads log without pause, having written
     every record logged before it was called; records logged after it go to

@@ -241,6 +241,8 @@ class QueueHandler(logging.Handler):
         self._retired = threading.Event()
         if self._closed:  # a closed handler's forked child has nothing queued
             self._retired.set()
+        self._retiring_thread: int | None = None  # running close() or exit
+        self._writer_retired = False  # the start token is taken for good
         self._forking = False
         self._fork_prepared = False
         self._fork_holds_token = False
@@ -344,7 +346,9 @@ class QueueHandler(logging.Handler):
         queue out (a target logging), queue it instead: that thread takes
         it next, and waiting for itself would never end."""
         me = threading.get_ident()
-        if me == self._writer_ident or me == self._inline_drainer:
+        if me in (self._writer_ident, self._inline_drainer, self._retiring_thread):
+            # Also a signal handler interrupting close() or the exit hook:
+            # that thread writes the queue out once more when it is done.
             self._queue.put(captured)
             if self._writer is None:
                 self._wake()
@@ -419,6 +423,7 @@ class QueueHandler(logging.Handler):
         except IndexError:
             return  # another thread is starting it, or a fork holds the token
         started = False
+        no_thread = False
         try:
             if not (self._forking or self._closed or self._exiting):
                 writer = threading.Thread(
@@ -433,10 +438,13 @@ class QueueHandler(logging.Handler):
         except RuntimeError:  # no new thread at interpreter shutdown (3.12+)
             self._writer = None
             self._exiting = True
+            no_thread = True
         finally:
             if not started:
                 self._start_tokens.append(_START_TOKEN)
-        if not started and (self._closed or self._exiting):
+        if no_thread:
+            self._retire()  # as the exit hook would have
+        elif not started and (self._closed or self._exiting):
             self._drain_inline()
 
     # -- writer side -------------------------------------------------------
@@ -774,6 +782,7 @@ class QueueHandler(logging.Handler):
         self._adopt_if_forked()
         if not self._closed:
             self._closed = True
+            self._retiring_thread = threading.get_ident()
             self._stop_writer()
             self._retire()
             for target in self._resolved_targets():
@@ -789,6 +798,7 @@ class QueueHandler(logging.Handler):
         handle records on the logging thread."""
         self._adopt_if_forked()
         self._exiting = True
+        self._retiring_thread = threading.get_ident()
         self._stop_writer()
         self._retire()
 
@@ -806,18 +816,35 @@ class QueueHandler(logging.Handler):
             self._drain_inline()
         self._flush_targets()
         self._retired.set()
+        self._retiring_thread = None
+        self._drain_inline()  # what a signal handler or a target queued meanwhile
 
     def _stop_writer(self) -> None:
-        """Let the writer handle what is queued, then exit.  Callers set
-        ``_closed`` or ``_exiting`` first, so no new writer starts."""
-        writer = self._writer
-        if writer is None:
-            return
-        if writer.ident == threading.get_ident():
-            self._stop_pending = True
-            return
-        self._queue.put(_STOP)
-        writer.join()
+        """Let the writer handle what is queued, then exit, and keep any
+        writer from starting again (callers set ``_closed`` or ``_exiting``
+        first).  Waits for a writer that a caller is starting right now."""
+        me = threading.get_ident()
+        stopped: threading.Thread | None = None
+        while not self._writer_retired:
+            writer = self._writer
+            if writer is not None and writer.ident == me:
+                self._stop_pending = True  # called from a target on the writer
+                return
+            try:
+                self._start_tokens.pop()
+            except IndexError:
+                pass
+            else:
+                # No writer runs or can start: the token is kept for good.
+                self._writer_retired = True
+                return
+            if writer is not None and writer.ident is not None:
+                if stopped is not writer:
+                    self._queue.put(_STOP)
+                    stopped = writer
+                writer.join()  # gives the token back as it ends
+            else:
+                time.sleep(0.0005)  # a writer is starting, or a fork holds it
 
     def _adopt_if_forked(self) -> None:
         # A child made without the at-fork hooks (a fork() from C): never
@@ -1068,7 +1095,10 @@ def _shut_down_after(handler: logging.Handler, target: logging.Handler) -> None:
     # A queue handler that sends to this one must stay after it in turn
     # (a -> b -> file: b moving after file moves a after b).
     for sender in list(_live_handlers):
-        if sender is not handler and handler in sender._bound_targets.values():
+        if sender is not handler and any(
+            target is handler
+            for target in (*sender._target_specs, *sender._bound_targets.values())
+        ):
             _shut_down_after(sender, handler)
 
 
