@@ -315,6 +315,29 @@ def test_configuring_again_closes_a_chain_of_queues_front_first() -> None:
     assert [("first", False), ("late", False)] == seen
 
 
+def test_shutdown_order_follows_targets_given_as_objects() -> None:
+    """A queue handler given another queue handler as a target object stays
+    after it in the list logging.shutdown() closes newest first, when that
+    one moves after a target it names (made after both)."""
+    middle = safelog.QueueHandler(["order-out"])
+    front = safelog.QueueHandler([middle])
+    out = logging.NullHandler()
+    out.set_name("order-out")
+    log = logging.getLogger("order")
+    log.propagate = False
+    log.addHandler(front)
+    try:
+        log.warning("binds the name")
+        safelog.flush()
+        newest_first = [ref() for ref in reversed(logging._handlerList)]  # type: ignore[attr-defined]
+        positions = [newest_first.index(h) for h in (front, middle, out)]
+        assert sorted(positions) == positions  # closed front, middle, out
+    finally:
+        log.removeHandler(front)
+        for handler in (front, middle, out):
+            handler.close()
+
+
 def test_dict_config_network_handlers_send_to_a_local_server(tmp_path: Path) -> None:
     """safelog.DatagramHandler and safelog.SysLogHandler, built from dictConfig
     (address given as a JSON list), send to a local UDP socket."""

@@ -919,6 +919,58 @@ log.warning('after close')
     assert {"from the signal", "after close"} <= set(lines)
 
 
+def test_close_while_the_writer_is_being_started() -> None:
+    """close() called while another thread is starting the writer (held
+    inside Thread.start() here) waits for it, stops it, and returns; no
+    writer is left running, and the records before and after are written."""
+    outcome = run_ok(
+        """
+        import json, logging, threading, time, safelog
+        in_start, release = threading.Event(), threading.Event()
+        start = threading.Thread.start
+        def held_start(thread):
+            if thread.name == "safelog-writer" and not release.is_set():
+                in_start.set()
+                release.wait(30)
+            return start(thread)
+        threading.Thread.start = held_start
+        written = []
+        class Sink(logging.Handler):
+            def emit(self, record):
+                written.append(record.getMessage())
+        queued = safelog.QueueHandler([Sink()])
+        log = logging.getLogger("starting"); log.propagate = False
+        log.addHandler(queued)
+        first = threading.Thread(target=log.warning, args=("first",))
+        first.start()
+        assert in_start.wait(30)
+        errors = []
+        def close():
+            try:
+                queued.close()
+            except Exception as error:
+                errors.append(repr(error))
+        closer = threading.Thread(target=close)
+        closer.start()
+        time.sleep(0.2)  # close() is waiting for the writer being started
+        release.set()
+        closer.join(30)
+        first.join(30)
+        log.warning("after close")
+        writers = [t.name for t in threading.enumerate() if t.name == "safelog-writer"]
+        print(json.dumps({"errors": errors, "closed": not closer.is_alive(),
+                          "written": written, "writers": writers}))
+        """,
+        timeout=60,
+    )
+    assert {
+        "errors": [],
+        "closed": True,
+        "written": ["first", "after close"],
+        "writers": [],
+    } == json.loads(outcome.stdout)
+
+
 def test_close_while_threads_keep_logging(tmp_path: pathlib.Path) -> None:
     """close() returns while other threads log without pause, having written
     every record logged before it was called; records logged after it go to
