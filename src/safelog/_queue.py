@@ -823,28 +823,43 @@ class QueueHandler(logging.Handler):
         """Let the writer handle what is queued, then exit, and keep any
         writer from starting again (callers set ``_closed`` or ``_exiting``
         first).  Waits for a writer that a caller is starting right now."""
-        me = threading.get_ident()
+        if self._writer_retired:
+            return
+        writer = self._writer
+        if writer is not None and writer.ident == threading.get_ident():
+            self._stop_pending = True  # called from a target on the writer
+            return
+        self._take_start_token(None)
+        # No writer runs or can start: the token is kept for good.
+        self._writer_retired = True
+
+    def _take_start_token(
+        self, deadline: float | None
+    ) -> tuple[bool, threading.Thread | None]:
+        """Stop the writer once it has handled what is queued (waiting for
+        one that a caller is starting right now, or for a fork that holds
+        the token), and take the start token, so that no writer runs or can
+        start; give up at ``deadline`` (None: never).  Return whether the
+        token was taken, and the writer stopped, if any."""
         stopped: threading.Thread | None = None
-        while not self._writer_retired:
-            writer = self._writer
-            if writer is not None and writer.ident == me:
-                self._stop_pending = True  # called from a target on the writer
-                return
+        while True:
             try:
                 self._start_tokens.pop()
             except IndexError:
                 pass
             else:
-                # No writer runs or can start: the token is kept for good.
-                self._writer_retired = True
-                return
+                return True, stopped
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False, stopped
+            writer = self._writer
             if writer is not None and writer.ident is not None:
                 if stopped is not writer:
                     self._queue.put(_STOP)
                     stopped = writer
-                writer.join()  # gives the token back as it ends
+                writer.join(remaining)  # it gives the token back as it ends
             else:
-                time.sleep(0.0005)  # a writer is starting, or a fork holds it
+                time.sleep(0.00005)  # a caller is starting one right now
 
     def _adopt_if_forked(self) -> None:
         # A child made without the at-fork hooks (a fork() from C): never
@@ -862,28 +877,11 @@ class QueueHandler(logging.Handler):
             return  # registered twice: the newest registration did it
         self._fork_prepared = True
         self._forking = True
-        stopped: threading.Thread | None = None
-        while True:
-            try:
-                self._start_tokens.pop()
-            except IndexError:
-                pass
-            else:
-                self._fork_holds_token = True
-                if stopped is not None:
-                    _wait_os_thread_gone(stopped, deadline)
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            writer = self._writer
-            if writer is not None and writer.ident is not None:
-                if stopped is not writer:
-                    self._queue.put(_STOP)
-                    stopped = writer
-                writer.join(remaining)
-            else:
-                time.sleep(0.00005)  # a caller is starting one right now
+        taken, stopped = self._take_start_token(deadline)
+        if taken:
+            self._fork_holds_token = True
+            if stopped is not None:
+                _wait_os_thread_gone(stopped, deadline)
 
     def after_fork_in_parent(self) -> None:
         """Give back the start token; start a writer for records queued
@@ -1096,8 +1094,8 @@ def _shut_down_after(handler: logging.Handler, target: logging.Handler) -> None:
     # (a -> b -> file: b moving after file moves a after b).
     for sender in list(_live_handlers):
         if sender is not handler and any(
-            target is handler
-            for target in (*sender._target_specs, *sender._bound_targets.values())
+            spec is handler
+            for spec in (*sender._target_specs, *sender._bound_targets.values())
         ):
             _shut_down_after(sender, handler)
 
