@@ -45,6 +45,24 @@ def body(rid):
     return f"{text}|{zlib.crc32(text.encode()):08x}"
 
 
+def buffered_pipe_stream(target):
+    # A buffered text stream on the write end of a new pipe (PYTHONUNBUFFERED
+    # is unset): sys.stderr moved onto it ("stderr"), or a file object as
+    # open() makes one ("file-object").  Returns the read end, the stream, and
+    # what closes the pipe's last write end here.
+    read_end, write_end = os.pipe()
+    if target != "stderr":
+        stream = os.fdopen(write_end, "w", encoding="utf-8")
+        return read_end, stream, stream.close
+    saved_stderr = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    def restore_stderr():
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+    return read_end, sys.stderr, restore_stderr
+
+
 def start_logging_threads(log, count):
     # `count` threads log records p<t>-<i> until `stop` is set; logged[t] is
     # how many thread t logged.
@@ -245,14 +263,7 @@ def test_threads_log_while_main_thread_forks_torture(tmp_path: Path, kind: str) 
 
 BUSY_STREAM = """
 TARGET, HANDLER, FORKS, STOP_AT_FIRST_HANG = {target!r}, {handler!r}, {forks}, {stop}
-read_end, write_end = os.pipe()
-if TARGET == "stderr":
-    saved_stderr = os.dup(2)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    stream = sys.stderr  # buffered: PYTHONUNBUFFERED is unset
-else:
-    stream = os.fdopen(write_end, "w", encoding="utf-8")  # buffered, as open()
+read_end, stream, close_write_end = buffered_pipe_stream(TARGET)
 
 kept = []
 
@@ -309,10 +320,7 @@ for k in range(FORKS):
         break
 stop.set()
 busy.join()
-if TARGET == "stderr":
-    os.dup2(saved_stderr, 2)  # closes the pipe's last write end
-else:
-    stream.close()
+close_write_end()
 drainer.join(10)
 seen = collections.Counter(
     int(n) for n in re.findall(rb"\\[child (\\d+) ok\\]", b"".join(kept))
@@ -569,15 +577,8 @@ def test_no_record_in_flight_is_duplicated_torture(tmp_path: Path, stream: str) 
 # -- 4. a fork that outlasts the fork timeout -----------------------------------
 
 OUTLASTED = """
-TARGET = {target!r}
-read_end, write_end = os.pipe()
-if TARGET == "stderr":
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    write_end = 2
-    stream = sys.stderr  # buffered: PYTHONUNBUFFERED is unset
-else:
-    stream = os.fdopen(write_end, "w", encoding="utf-8")  # buffered, as open()
+read_end, stream, close_write_end = buffered_pipe_stream({target!r})
+write_end = stream.fileno()
 handler = safelog.StreamHandler(stream)
 handler.setFormatter(logging.Formatter("%(message)s"))
 log = logging.getLogger("outlasted")
@@ -610,10 +611,7 @@ children.add(pid, "child")
 children.wait()
 stuck.join()
 handler.close()
-if TARGET == "stderr":
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the pipe's last write end
-else:
-    stream.close()
+close_write_end()
 reader.join(10)
 data = b"".join(received)
 print(json.dumps({{
