@@ -25,6 +25,8 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
     import safelog
 
+from fork_timing import fork_seconds
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 
 
@@ -44,19 +46,6 @@ def records_per_second(
         elapsed = time.perf_counter() - start
         handler.close()
     return records / elapsed
-
-
-def fork_seconds(forks: int) -> float:
-    """Median time of ``os.fork()`` as the parent sees it, hooks included."""
-    timings = []
-    for _ in range(forks):
-        start = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        timings.append(time.perf_counter() - start)
-        os.waitpid(pid, 0)
-    return statistics.median(timings)
 
 
 def main() -> None:

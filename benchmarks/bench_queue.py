@@ -40,6 +40,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from fork_timing import fork_seconds
+
 import safelog
 
 MESSAGE = "request %d served in %.3f ms by worker %s"
@@ -185,8 +187,9 @@ def throughput(setup: Setup, calls: int) -> float:
     return calls / (time.perf_counter() - started)
 
 
-class StallingFileHandler(logging.FileHandler):
-    """A FileHandler that stalls 1 ms every 100 records (a slow disk)."""
+class Stalling(logging.Handler):
+    """Mixed into a file handler: stalls 1 ms every 100 records (a slow
+    disk)."""
 
     count = 0
 
@@ -197,16 +200,12 @@ class StallingFileHandler(logging.FileHandler):
         super().emit(record)
 
 
-class StallingSafelogFileHandler(safelog.FileHandler):
+class StallingFileHandler(Stalling, logging.FileHandler):
+    """A logging.FileHandler that stalls 1 ms every 100 records."""
+
+
+class StallingSafelogFileHandler(Stalling, safelog.FileHandler):
     """safelog.FileHandler that stalls 1 ms every 100 records."""
-
-    count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-        if self.count % 100 == 0:
-            time.sleep(0.001)
-        super().emit(record)
 
 
 def _ratios(values: list[float]) -> str:
@@ -226,19 +225,6 @@ def latencies(setup: Setup, calls: int) -> list[float]:
             setup.drain()  # bursts of 1,000: the target keeps up on average
     setup.drain()
     return sorted(found)
-
-
-def fork_cost(forks: int) -> float:
-    """Median microseconds an os.fork() call takes in the parent."""
-    took = []
-    for _ in range(forks):
-        started = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        took.append(time.perf_counter() - started)
-        os.waitpid(pid, 0)
-    return statistics.median(took) * 1e6
 
 
 def main() -> None:
@@ -332,7 +318,7 @@ def main() -> None:
         print("\n4. os.fork() in the parent, median (us)")
         forks = int(200 * scale) or 20
         time.sleep(0.1)  # let the threads joined above leave the OS thread list
-        bare = fork_cost(forks)
+        bare = fork_seconds(forks) * 1e6
         with setups(directory) as made:
             setup = made[QUEUED_SAFE]
             setup.logger.info("start the writer")
@@ -343,7 +329,7 @@ def main() -> None:
                 for _ in range(forks):
                     setup.logger.info("writer running again")  # restart it
                     setup.drain()
-                    took.append(fork_cost(1))
+                    took.append(fork_seconds(1) * 1e6)
                 return statistics.median(took)
 
             idle = fork_with_idle_writer()
