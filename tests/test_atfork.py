@@ -297,6 +297,62 @@ def test_failing_participant_does_not_stop_the_others() -> None:
     assert "before_fork failed on purpose" in stderr
 
 
+def test_fork_from_a_signal_handler_inside_a_fork(tmp_path: Any) -> None:
+    """A fork made by a signal handler that interrupted another fork while it
+    waited in safelog's before-fork step completes, as it does with the
+    standard handlers; both children log at once, and the parent goes on."""
+    path = tmp_path / "nested.log"
+    summary, _ = run_scenario(
+        f"""
+        class Slow(Recorder):
+            # Long enough for the signal to land inside the before steps.
+            def before_fork(self, deadline):
+                super().before_fork(deadline)
+                time.sleep(0.3)
+
+        events = []
+        slow = Slow("slow", events)  # held: the registry holds it weakly
+        _atfork.register(slow)
+        handler = safelog.FileHandler({str(path)!r})
+        log = logging.getLogger("nested")
+        log.addHandler(handler)
+        log.propagate = False
+        inner = []
+
+        def on_alarm(signum, frame):
+            pid = os.fork()
+            if pid == 0:
+                log.warning("inner child")
+                os._exit(0)
+            inner.append(pid)
+
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        pid = os.fork()
+        if pid == 0:
+            log.warning("outer child")
+            os._exit(0)
+        statuses = [os.waitpid(child, 0)[1] for child in [pid, *inner]]
+        log.warning("parent")
+        child_events, status = fork_and_report(lambda: "forked again")
+        print(json.dumps({{
+            "inner": len(inner), "statuses": statuses, "again": [child_events, status],
+            "before_steps": events.count(["before", "slow"]),
+        }}))
+        """,
+        timeout=30,
+    )
+    assert {
+        "inner": 1,
+        "statuses": [0, 0],
+        "again": ["forked again", 0],
+        "before_steps": 2,  # the outer fork, and the one after: not the nested
+    } == summary
+    assert ["inner child", "outer child", "parent"] == sorted(
+        path.read_text().splitlines()
+    )
+
+
 def test_fork_while_another_thread_runs_dict_config(tmp_path: Any) -> None:
     """A fork while another thread is inside logging.config.dictConfig (which
     holds the logging module lock while it creates, and so registers, and

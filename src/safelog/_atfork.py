@@ -16,6 +16,11 @@ registry installs a single ``os.register_at_fork`` hook and, on every fork:
 Participants are held weakly, so a handler that is garbage collected leaves
 the registry by itself.  Where ``os.register_at_fork`` does not exist
 (Windows), nothing is registered and every handler behaves as a plain one.
+
+A fork made while this thread is already inside these steps (from a signal
+handler that interrupted a fork) is *nested*: its before and parent steps do
+nothing, since the outer fork holds whatever they would take, and its child
+runs every participant's child step, as any child does.
 """
 
 from __future__ import annotations
@@ -65,8 +70,12 @@ _participants: weakref.WeakValueDictionary[int, ForkParticipant] = (
 _forking: list[ForkParticipant] = []
 # Held from before a fork until after it, and while registering, so that a
 # registration never races a fork.  Always taken after the logging module lock
-# (a handler may be created, and so registered, under that lock).
-_registry_lock = threading.Lock()
+# (a handler may be created, and so registered, under that lock).  Re-entrant:
+# a signal handler may fork, or create a handler, on the thread that holds it.
+_registry_lock = threading.RLock()
+# How many forks this thread is inside (more than 1: a nested fork).  Only
+# the thread holding _registry_lock reads or changes it.
+_fork_depth = 0
 
 
 def get_fork_timeout() -> float:
@@ -124,20 +133,28 @@ def _module_lock() -> threading.RLock | None:
 
 
 def _before_fork() -> None:
+    global _fork_depth
     module_lock = _module_lock()
     if module_lock is not None:
         module_lock.acquire()
     _registry_lock.acquire()
+    _fork_depth += 1
+    if _fork_depth > 1:
+        return  # nested: the outer fork holds what the participants would take
     deadline = time.monotonic() + _fork_timeout
     _forking[:] = _participants.values()
     _run_step(_forking[::-1], "before_fork", deadline)
 
 
 def _after_fork_in_parent() -> None:
+    global _fork_depth
     try:
-        _run_step(_forking, "after_fork_in_parent")
+        if _fork_depth == 1:
+            _run_step(_forking, "after_fork_in_parent")
     finally:
-        _forking.clear()
+        _fork_depth -= 1
+        if _fork_depth == 0:
+            _forking.clear()
         _registry_lock.release()
         module_lock = _module_lock()
         if module_lock is not None:
@@ -145,15 +162,20 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _registry_lock
-    _registry_lock = threading.Lock()
+    global _registry_lock, _fork_depth
+    nested = _fork_depth > 1
+    _registry_lock = threading.RLock()
+    _fork_depth = 0
     module_lock = _module_lock()
     if module_lock is not None and hasattr(module_lock, "_at_fork_reinit"):
         # logging's own child hook does this too; doing it here keeps us
         # correct whatever the order of the two hooks.
         module_lock._at_fork_reinit()
+    # A nested fork's child may have interrupted the outer before steps
+    # half way: every participant starts afresh, whatever it took.
+    participants = list(_participants.values()) if nested else _forking
     try:
-        _run_step(_forking, "after_fork_in_child")
+        _run_step(participants, "after_fork_in_child")
     finally:
         _forking.clear()
 
