@@ -52,10 +52,12 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     real = safelog._queue.write_batch
 
     def counting(
-        handler: logging.Handler, records: Sequence[logging.LogRecord]
+        handler: logging.Handler,
+        records: Sequence[logging.LogRecord],
+        reported: type[BaseException] = Exception,
     ) -> bool:
         sizes.append(len(records))
-        return real(handler, records)
+        return real(handler, records, reported)
 
     monkeypatch.setattr(safelog._queue, "write_batch", counting)
     return sizes

@@ -204,7 +204,7 @@ def test_writer_starts_lazily_named_daemon(logger: logging.Logger) -> None:
     assert before == len(writer_threads())
     logger.info("first")
     handler.flush()
-    started = [t for t in writer_threads() if t is handler._writer]
+    started = [t for t in writer_threads() if t is handler._state.writer]
     assert 1 == len(started)
     assert started[0].daemon
     handler.close()
@@ -232,7 +232,7 @@ def test_target_error_goes_to_its_handle_error(logger: logging.Logger) -> None:
     handler.flush()
     assert ["broken target"] * 2 == broken.errors
     assert 2 == len(good.lines)
-    assert handler._writer is not None and handler._writer.is_alive()
+    assert handler._state.writer is not None and handler._state.writer.is_alive()
 
 
 def test_reentrant_logging_from_target(logger: logging.Logger) -> None:
@@ -314,7 +314,7 @@ def test_flush_and_close_idempotent_from_threads(logger: logging.Logger) -> None
     handler.flush()
     assert 800 == len(target.lines)
     assert 800 == len(set(target.lines))
-    assert handler._writer is None
+    assert handler._state.writer is None
 
 
 def test_named_targets_resolved_lazily(logger: logging.Logger) -> None:
@@ -392,7 +392,8 @@ def test_drop_old_does_not_make_flush_wait_for_later_records(
     """With drop_old, a caller that finds a flush barrier at the front of a
     full queue neither drops it nor puts it back behind newer records: the
     flush is answered once the records queued before it are handled (here:
-    all dropped but the one in the target), not after records logged later."""
+    all dropped but the one in the target) and the drops reported, not after
+    records logged later."""
 
     class FlushRecording(ListHandler):
         def flush(self) -> None:
@@ -412,14 +413,18 @@ def test_drop_old_does_not_make_flush_wait_for_later_records(
     flusher = threading.Thread(target=handler.flush)
     flusher.start()
     deadline = time.monotonic() + 5
-    while handler._queue.qsize() < 11 and time.monotonic() < deadline:
+    while handler._state.items.qsize() < 11 and time.monotonic() < deadline:
         time.sleep(0.001)  # the barrier is queued behind the ten
     for index in range(15):
         logger.info("late %d", index)
     target.gate.set()
     flusher.join(10)
     assert not flusher.is_alive()
-    assert ["hold"] == flushed_after[0]
+    report = (
+        "safelog.QueueHandler dropped 14 record(s): queue full "
+        "(maxsize=10, overflow='drop_old')"
+    )
+    assert ["hold", report] == flushed_after[0]
     handler.flush()
     # Ten early records and the four late ones pushed out after the barrier
     # left the queue; the barrier itself is never counted.
@@ -898,7 +903,7 @@ def test_signal_handler_logging_during_close_does_not_wait(
     finish, which only that thread could do; its record is written."""
     body = """
 import signal
-safelog._queue._RETIRE_WAIT = 600  # a wait would hang the scenario
+safelog._queue._INLINE_WAIT = 600  # a wait would hang the scenario
 raised = [True]  # armed just before close()
 class Signalling(safelog.FileHandler):
     def flush(self):

@@ -47,6 +47,7 @@ from typing import Any, NoReturn, TextIO
 import safelog
 
 from . import _replacements
+from ._targets import path_back
 
 __all__ = [
     "Finding",
@@ -278,20 +279,12 @@ def _cycle_from(
     start: str, queue_targets: Mapping[str, Sequence[str]]
 ) -> list[str] | None:
     """A path of target names from queue handler ``start`` back to it."""
-    visited: set[str] = set()
 
-    def walk(name: str, path: list[str]) -> list[str] | None:
-        for target in queue_targets.get(name, ()):
-            if target == start:
-                return [*path, target]
-            if target not in visited:
-                visited.add(target)
-                found = walk(target, [*path, target])
-                if found is not None:
-                    return found
-        return None
+    def steps_of(name: str) -> list[tuple[str, str]]:
+        return [(target, target) for target in queue_targets.get(name, ())]
 
-    return walk(start, [start])
+    path = path_back(steps_of(start), steps_of, lambda name: name == start, key=str)
+    return None if path is None else [start, *path]
 
 
 # --- reading configurations ---------------------------------------------------

@@ -234,7 +234,11 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
 _JOINED_MAX = 1 << 20
 
 
-def write_batch(handler: logging.Handler, records: Sequence[logging.LogRecord]) -> bool:
+def write_batch(
+    handler: logging.Handler,
+    records: Sequence[logging.LogRecord],
+    reported: type[BaseException] = Exception,
+) -> bool:
     """Handle ``records`` on ``handler`` as ``handler.handle()`` would one at
     a time, writing them together; return False, having done nothing, when
     ``handler`` cannot take them that way.  For ``safelog.QueueHandler``'s
@@ -253,7 +257,9 @@ def write_batch(handler: logging.Handler, records: Sequence[logging.LogRecord]) 
     never lands inside a record.  The bytes are those that ``handle()``
     writes record by record.  A record that fails to format or encode goes
     to ``handleError`` and the others are still written; a failed write
-    goes to ``handleError`` for each record in it.
+    goes to ``handleError`` for each record in it.  ``reported`` is what
+    counts as a failure of one record (the writer thread passes
+    ``BaseException``); anything else propagates.
     """
     if not takes_batches(handler):
         return False
@@ -264,7 +270,7 @@ def write_batch(handler: logging.Handler, records: Sequence[logging.LogRecord]) 
         for record in records:
             try:
                 verdict = handler.filter(record)
-            except Exception:  # as the writer reports one raised by handle()
+            except reported:  # as the writer reports one raised by handle()
                 _report_error(handler, record)
                 continue
             if verdict:
@@ -278,12 +284,12 @@ def write_batch(handler: logging.Handler, records: Sequence[logging.LogRecord]) 
     try:
         stream: object = stream_handler.stream
         if type(stream) is DescriptorStream:
-            _write_whole_records(stream_handler, stream, passed)
+            _write_whole_records(stream_handler, stream, passed, reported)
         else:  # closed or replaced since the check: emit() takes each
             for record in passed:
                 try:
                     handler.emit(record)
-                except Exception:
+                except reported:
                     _report_error(handler, record)
     finally:
         handler.release()
@@ -307,6 +313,7 @@ def _write_whole_records(
     handler: _StreamHandlerBase,
     stream: DescriptorStream,
     records: Sequence[logging.LogRecord],
+    reported: type[BaseException],
 ) -> None:
     """What ``StreamHandler.emit`` writes for each record, in as few writes
     as keep each record whole.  Called with the handler lock held.
@@ -323,7 +330,7 @@ def _write_whole_records(
     for record in records:
         try:
             text = format_record(record) + terminator
-        except Exception:  # as emit(): this record only
+        except reported:  # as emit(): this record only
             _report_error(handler, record)
             continue
         texts.append(text)
@@ -335,7 +342,7 @@ def _write_whole_records(
         if sum(map(len, texts)) <= _JOINED_MAX:
             data = stream._encode_joined(texts)
             if data is not None:
-                _write_encoded(handler, stream, [data], formatted)
+                _write_encoded(handler, stream, [data], formatted, reported)
                 return
         limit = _JOINED_MAX
     # One by one: a record that does not encode fails alone, a pipe gets
@@ -346,17 +353,17 @@ def _write_whole_records(
     for text, record in zip(texts, formatted):
         try:
             data = stream._encode(text)
-        except Exception:
+        except reported:
             _report_error(handler, record)
             continue
         if limit is not None and pieces and size + len(data) > limit:
-            _write_encoded(handler, stream, pieces, in_pieces)
+            _write_encoded(handler, stream, pieces, in_pieces, reported)
             pieces, in_pieces, size = [], [], 0
         pieces.append(data)
         in_pieces.append(record)
         size += len(data)
     if pieces:
-        _write_encoded(handler, stream, pieces, in_pieces)
+        _write_encoded(handler, stream, pieces, in_pieces, reported)
 
 
 def _write_encoded(
@@ -364,10 +371,11 @@ def _write_encoded(
     stream: DescriptorStream,
     pieces: list[bytes],
     records: list[logging.LogRecord],
+    reported: type[BaseException],
 ) -> None:
     try:
         stream._write_encoded(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-    except Exception:  # none of them is known to be written whole
+    except reported:  # none of them is known to be written whole
         for record in records:
             _report_error(handler, record)
 

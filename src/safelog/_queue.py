@@ -1,20 +1,30 @@
-"""``safelog.QueueHandler``: a handler whose caller side takes no lock, and the
-one writer thread that owns the real handlers.
+"""``safelog.QueueHandler``: a handler whose caller takes no lock, and the one
+consumer that hands its records to the target handlers.
 
-The caller filters the record, captures what may change later (the merged
-message, the rendered exception) in a shallow copy of it, and puts that copy
-on a ``queue.SimpleQueue``.  A single daemon thread, started on the first
-record, hands each copy to the target handlers, which format and write it as
-they would have done if called directly.
+The one rule: at any moment at most one thread *consumes* the queue (takes
+records off it and hands them to the targets), the thread that holds the
+queue's ``consumer`` lock:
 
-Fork, through the at-fork registry: before a fork the writer drains what was
-queued before the fork began and exits, within the shared fork deadline, so
-no safelog thread exists at the instant of fork; the child starts with an
-empty queue and no thread; each process starts a writer again on its next
-record.  Exit: the first exit hook (``threading._register_atexit``, which also
-runs in multiprocessing children that leave through ``os._exit``, or
-``atexit``) drains the queue and stops the writer; records logged after it are
-handled on the logging thread.
+* the writer thread, for as long as it runs (started on the first record);
+* the thread running ``os.fork()``, for the length of the fork;
+* a thread in ``flush()`` or ``close()``, or running the exit hook;
+* in *inline* mode, the logging thread, for its own record.
+
+Everyone else only puts (a ``"drop_old"`` caller may also discard the oldest
+record of a full queue; it never delivers one).  A thread that holds the
+consumer lock never waits for it: a record it logs meanwhile (from a target,
+or a signal handler) is put, and taken by that same thread before it lets go.
+Whoever takes the lock from a running writer asks the writer to stop after
+the record in its hands; records taken off the queue and not yet handed to
+every target (the batch in hand) stay for the next consumer.
+
+Inline mode: after ``close()``, once the exit hook ran, when no thread can be
+started, and in a forked child, each caller puts its record and consumes it
+itself, so a log call returns once its record is written.  That is why a
+child that leaves through ``os._exit()`` loses nothing.
+
+All of a handler's per-process state is one :class:`_ProcessQueue`; a forked
+child gets a new, empty one, so nothing of the parent's is written twice.
 """
 
 from __future__ import annotations
@@ -22,7 +32,6 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
-import itertools
 import logging
 import os
 import queue
@@ -30,11 +39,12 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, Union, cast
+from collections.abc import Iterable
+from typing import Any, Literal, Union
 
 from . import _atfork
 from ._handlers import takes_batches, write_batch
+from ._targets import Target, Targets
 
 __all__ = ["DEFAULT_MAXSIZE", "QueueHandler", "flush"]
 
@@ -48,49 +58,38 @@ WRITER_THREAD_NAME = "safelog-writer"
 
 # A caller blocked on a full queue looks again after at most this long.
 _BLOCK_POLL_MAX = 0.001
-# After close or exit, a caller waits at most this long for the queue to be
-# written out before it handles its record anyway (a target that logs while
-# holding a lock the queue's records need must not wait for ever).
-_RETIRE_WAIT = 5.0
-# Barrier waits look at the writer this often, to restart it if it is gone.
+# In inline mode a caller waits at most this long for another thread's turn
+# as consumer, then leaves its record to that thread: a target that logs
+# while holding a lock the consumer needs must not wait for ever.
+_INLINE_WAIT = 5.0
+# A thread taking over from the writer asks it again this often.
+_TAKEOVER_POLL = 0.05
+# A flush() looks this often whether a writer must be started to answer it.
 _BARRIER_POLL = 0.05
-# The writer takes at most this many records off the queue at a time: a
-# batch is formatted under its target's lock, which a fork waits for.
+# The consumer takes at most this many records off the queue at a time.
 _BATCH_MAX = 256
 
 # Filterer.filter returns the record itself from 3.12 on, True before.
 _FILTER_RETURNS_RECORD = sys.version_info >= (3, 12)
-
+# Arguments of these exact types give the same message whenever it is
+# merged, so a record with only such arguments is merged by the targets.
+_IMMUTABLE_ARGUMENTS = frozenset({str, int, float, bool, type(None)})
 _DEFAULT_FORMATTER = logging.Formatter()
 
-# What the caller enqueues for a record: its class and a copy of its __dict__.
-_Captured = tuple[type, dict[str, Any]]
-_Target = Union[logging.Handler, str]
+# How each target's formatter rendered a record's exception on the caller's
+# side: the text, or what formatException raised.
+_Renderings = list[tuple[logging.Formatter, Union[str, Exception]]]
+# A record as queued: its class, a copy of its __dict__, and its exception
+# rendered for each target (None when it has none to render).
+_Captured = tuple[type, dict[str, Any], Union[_Renderings, None]]
 
-
-class _Batch:
-    """Records the writer took off the queue together, the targets they go
-    to, and how many of them each target has been handed so far."""
-
-    __slots__ = ("handed", "records", "targets")
-
-    def __init__(
-        self, records: list[logging.LogRecord], targets: tuple[logging.Handler, ...]
-    ) -> None:
-        self.records = records
-        self.targets = targets
-        self.handed = [0] * len(targets)
-
-
-class _Stop:
-    """Queue item: the writer that takes it exits."""
-
-    __slots__ = ()
+# Queue item that only wakes the writer, to see that it is asked to stop.
+_WAKE = object()
 
 
 class _Barrier:
-    """Queue item: set ``done`` once everything queued before it is handled
-    and the targets are flushed."""
+    """Queue item put by flush(): ``done`` is set once every record queued
+    before it is handled and the targets are flushed."""
 
     __slots__ = ("done",)
 
@@ -98,8 +97,72 @@ class _Barrier:
         self.done = threading.Event()
 
 
-_STOP = _Stop()
-_START_TOKEN = object()
+class _Batch:
+    """Records taken off the queue together, the targets they go to, and how
+    many of them each target has been handed so far."""
+
+    __slots__ = ("handed", "records", "renderings", "targets")
+
+    def __init__(
+        self,
+        records: list[logging.LogRecord],
+        renderings: list[_Renderings | None],
+        targets: tuple[logging.Handler, ...],
+    ) -> None:
+        self.records = records
+        self.renderings = renderings
+        self.targets = targets
+        self.handed = [0] * len(targets)
+
+
+class _ProcessQueue:
+    """A QueueHandler's state in one process: a forked child makes a new one."""
+
+    def __init__(self, *, inline: bool) -> None:
+        self.pid = os.getpid()
+        self.items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.consumer = threading.Lock()  # held by the one thread that consumes
+        self.writer: threading.Thread | None = None
+        self.stop_requested = False  # the writer stops after its record in hand
+        self.paused = False  # a fork is under way: no writer may start
+        self.fork_holds_consumer = False
+        self.inline = inline  # each caller consumes its own record
+        self.in_hand: _Batch | None = None
+        # Flush barriers off the queue, every record before them with the
+        # consumer: answered once the batch in hand is handed out.  Taken
+        # there by the consumer, or by a "drop_old" caller that found one at
+        # the front of a full queue.
+        self.barriers: collections.deque[_Barrier] = collections.deque()
+        # One entry per dropped record: deque.append is atomic for callers;
+        # the consumer counts them into drops_counted, under count_lock.
+        self.drops: collections.deque[None] = collections.deque()
+        self.drops_counted = 0
+        self.drops_reported = 0
+        self.count_lock = threading.Lock()  # taken by readers and the counter only
+
+    def pending(self) -> bool:
+        """Whether a consumer has work: records, or a flush to answer."""
+        return self.in_hand is not None or not self.items.empty() or bool(self.barriers)
+
+
+# The queues whose consumer lock this thread holds (or is taking): such a
+# thread never waits for that consumer, which is itself.
+_holding = threading.local()
+
+
+def _held_here() -> list[_ProcessQueue]:
+    try:
+        held: list[_ProcessQueue] = _holding.queues
+    except AttributeError:
+        held = _holding.queues = []
+    return held
+
+
+def _unhold(state: _ProcessQueue) -> None:
+    held = _held_here()
+    if state in held:  # a forked child dropped its parent's state already
+        held.remove(state)
+
 
 # Every live QueueHandler, for safelog.flush() and the exit hooks.
 _live_handlers: weakref.WeakSet[QueueHandler] = weakref.WeakSet()
@@ -108,73 +171,60 @@ _live_handlers: weakref.WeakSet[QueueHandler] = weakref.WeakSet()
 class QueueHandler(logging.Handler):
     """Hand records to ``handlers`` on a writer thread; the caller takes no lock.
 
-    ``handlers`` are the targets: ``logging.Handler`` objects, or names of
-    handlers (as ``dictConfig`` gives them).  A name is looked up when the
-    handler is made, and if it does not exist yet, on each record until it
-    does; once found, the target is held (logging's own registry is weak).
-    From ``dictConfig``, a name the configuration does not have, or targets
-    that lead back to this handler, raise ``ValueError`` at configuration
-    time; a cycle that names close later leaves that target out, reported
-    once through ``handleError``.
-    Each record reaches every target whose level it meets through the
-    target's own ``handle()``, so its filters and formatter apply, and the
-    bytes written are those the target writes when called directly.  This
-    handler's own formatter is not used.
+    ``handlers`` are the targets: a ``logging.Handler``, the name of one (as
+    ``dictConfig`` gives them), or a list of these.  A name is looked up when
+    the handler is made and, while no handler has it, on each record; the
+    handler found is held.  From ``dictConfig``, a name the configuration
+    does not have, or targets that lead back to this handler, raise
+    ``ValueError`` at configuration time.  Each record reaches every target
+    whose level it meets through the target's own ``handle()``, so its
+    filters and formatter apply, and it writes the bytes it writes when
+    called directly.  This handler's own formatter is not used.
 
-    Caller side (``handle``/``emit``): no lock of any kind, so logging from a
-    signal handler, from ``__del__`` or from inside a target cannot deadlock.
-    The merged message (``getMessage()``) and the rendered exception
-    (``exc_text``, with the first target's formatter) are captured at call
-    time.  When the queue holds ``maxsize`` records, ``overflow`` decides:
-    ``"block"`` (the caller polls until there is room; nothing is lost),
-    ``"drop_new"`` or ``"drop_old"`` (the record dropped is counted in
-    :attr:`dropped` and reported once, as a warning record from logger
-    ``"safelog"``, when the queue is half empty again).
+    Caller side (``handle``/``emit``): no lock of any kind, so logging from
+    a signal handler, from ``__del__`` or from inside a target cannot
+    deadlock.  The message is merged at call time (unless every argument is
+    an immutable ``str``, ``int``, ``float``, ``bool`` or ``None``, which
+    merge the same later), and an exception is rendered at call time with
+    each target's own formatter.  When the queue holds ``maxsize`` records,
+    ``overflow`` decides: ``"block"`` (the caller polls until there is room;
+    nothing is lost), ``"drop_new"`` or ``"drop_old"`` (the record dropped
+    is counted in :attr:`dropped` and reported as a warning record from
+    logger ``"safelog"`` once the queue is half empty again, or at the next
+    :meth:`flush`).
 
     Writer side: one daemon thread named ``safelog-writer``, started on the
-    first record.  An exception in a target goes to that target's
-    ``handleError``; the writer keeps running.  The writer takes every
-    record already queued (up to 256, and never past a flush barrier) at
-    once.  A ``safelog.FileHandler`` target (or ``safelog.StreamHandler`` on
-    a :class:`DescriptorStream`) that does not override ``handle``,
-    ``emit`` or ``flush`` gets them as one batch: filtered one by one, then
-    formatted and written under one acquisition of its lock, in one
-    ``os.write`` on a regular file (writes of at most ``PIPE_BUF`` bytes on
-    a pipe), with the same bytes, order and ``handleError`` calls as one
-    ``handle()`` per record.  Other targets get one ``handle()`` per record.
+    first record.  Whatever a target raises, ``SystemExit`` and
+    ``KeyboardInterrupt`` included, goes to that target's ``handleError``
+    for that record; the other targets and the writer carry on.  A
+    ``safelog.FileHandler`` target gets the records queued together in one
+    ``os.write`` (see ``_handlers.write_batch``).
 
-    Fork: the writer is drained and stopped before ``fork()`` (within the
-    shared fork timeout, see :func:`safelog.set_fork_timeout`), so at the
-    instant of fork no safelog thread exists.  The child starts with an
-    empty queue and writes only its own records; the parent writes all of
-    its own, including those still queued at fork.  Each starts a writer
-    again on its next record.
+    Fork: before ``fork()`` the writer stops after the record in its hands
+    (within the shared fork timeout, see :func:`safelog.set_fork_timeout`),
+    so at the instant of fork no safelog thread exists; the parent writes
+    everything it queued and starts a writer again.  A forked child starts
+    with an empty queue and delivers each of its records on the thread that
+    logs it, before the call returns: it starts no thread, and loses nothing
+    when it leaves through ``os._exit()``.
 
-    Exit: records logged before the process ends are written at normal exit,
-    on ``sys.exit()`` from any thread, and in ``multiprocessing`` children of
-    every start method.  A process that leaves through ``os._exit()``
-    itself must call :func:`safelog.flush` first.  Once the exit hooks have
-    run, and after :meth:`close`, records are handled on the logging thread.
+    Exit: records are written at normal exit, on ``sys.exit()`` from any
+    thread, and in ``multiprocessing`` children of every start method.
+    After the exit hooks, and after :meth:`close`, each record is delivered
+    on the thread that logs it.  A parent process that leaves through
+    ``os._exit()`` must call :func:`safelog.flush` first.
     """
 
     def __init__(
         self,
-        handlers: Iterable[_Target],
+        handlers: Target | Iterable[Target],
         *,
         maxsize: int = DEFAULT_MAXSIZE,
         overflow: Overflow = "block",
     ) -> None:
-        specs = tuple(handlers)
-        if not specs:
-            raise ValueError("handlers must hold at least one handler or name")
-        for spec in specs:
-            if not isinstance(spec, (logging.Handler, str)):
-                raise TypeError(
-                    f"handlers must be logging.Handler objects or handler names, "
-                    f"got {spec!r}"
-                )
-            if spec is self:
-                raise ValueError("a QueueHandler cannot be its own target")
+        specs = _target_specs(handlers)
+        if any(spec is self for spec in specs):
+            raise ValueError("a QueueHandler cannot be its own target")
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
             raise TypeError(f"maxsize must be an int, got {maxsize!r}")
         if maxsize < 1:
@@ -183,78 +233,23 @@ class QueueHandler(logging.Handler):
             raise ValueError(
                 f"overflow must be 'block', 'drop_new' or 'drop_old', got {overflow!r}"
             )
-        self._target_specs = specs
         self._maxsize = maxsize
         self._overflow: Overflow = overflow
-        self._targets: tuple[logging.Handler, ...] | None = None
-        self._missing_reported: set[str] = set()
-        # Names found so far, held strongly: logging's registry is weak, so a
-        # target no logger refers to lives only as long as someone keeps it.
-        self._bound_targets: dict[str, logging.Handler] = {}
-        # Names left out for good, with the reason (a cycle).
-        self._refused_targets: dict[str, str] = {}
-        # dictConfig passes the names as a ConvertingList whose configurator
-        # holds the handlers it configures.  Keeping that mapping until the
-        # names are resolved keeps alive a target configured after this
-        # handler that no logger refers to.
-        self._named_handlers: Mapping[str, Any] | None = _configured_handlers(handlers)
-        self._check_targets(handlers)
+        self._targets = Targets(specs, handlers, QueueHandler)
+        self._targets.check(self, handlers)
         # Only once the arguments are good: logging.Handler.__init__ lists
         # the handler for logging.shutdown(), which must not meet a half-made
         # one (the next dictConfig flushes every listed handler).
         super().__init__()
-        for spec in specs:
-            if isinstance(spec, str):
-                self._bind_target(spec)
-        self._names_to_resolve = not all(
-            isinstance(spec, logging.Handler) or spec in self._bound_targets
-            for spec in specs
-        )
-        if not self._names_to_resolve:
-            # Every target exists already, so each is registered for fork
-            # before this handler: nothing to re-register on the writer.
-            self._resolved_targets()
         self._closed = False
-        self._fresh_state()
+        self._targets_closed = False
+        self._state = _ProcessQueue(inline=False)
+        self._targets.bind_existing(self)
+        # Targets bound now are older than this handler, so their fork steps
+        # run after ours (newest first), as they must: see _target_handlers.
+        self._registered_after_targets = self._targets.complete
         _atfork.register(self)
         _live_handlers.add(self)
-
-    def _fresh_state(self) -> None:
-        """The per-process state: set up at creation and in a forked child."""
-        self._owner_pid = os.getpid()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        # Whoever pops the one token may start a writer (deque.pop is atomic),
-        # so two callers never start two writers, and no caller takes a lock.
-        self._start_tokens: collections.deque[object] = collections.deque(
-            [_START_TOKEN]
-        )
-        self._writer: threading.Thread | None = None
-        self._writer_ident: int | None = None
-        self._stop_pending = False  # a stop request seen out of its place
-        # Flush barriers that a "drop_old" caller took off the front of the
-        # queue: everything queued before each is with the writer already.
-        self._displaced: collections.deque[_Barrier] = collections.deque()
-        self._inline_drain = threading.Lock()  # only ever tried, never waited on
-        self._inline_drainer: int | None = None
-        # Set once close() or the exit hooks have written out the queue:
-        # from then on each caller handles its record on its own thread.
-        self._retired = threading.Event()
-        if self._closed:  # a closed handler's forked child has nothing queued
-            self._retired.set()
-        self._retiring_thread: int | None = None  # running close() or exit
-        self._writer_retired = False  # the start token is taken for good
-        self._forking = False
-        self._fork_prepared = False
-        self._fork_holds_token = False
-        self._exiting = False
-        # next() on itertools.count is atomic: callers count drops without a
-        # lock.  Reading it also counts, so reads are counted (under a lock
-        # that only readers take) and subtracted.
-        self._drop_events = itertools.count()
-        self._drop_reads = 0
-        self._drop_read_lock = threading.Lock()
-        self._overflowed = False
-        self._drops_reported = 0
 
     # -- public attributes -------------------------------------------------
 
@@ -271,16 +266,15 @@ class QueueHandler(logging.Handler):
     @property
     def dropped(self) -> int:
         """Records dropped by the overflow policy in this process so far."""
-        with self._drop_read_lock:
-            total = next(self._drop_events) - self._drop_reads
-            self._drop_reads += 1
-        return total
+        state = self._state
+        with state.count_lock:
+            return state.drops_counted + len(state.drops)
 
     @property
     def targets(self) -> tuple[logging.Handler, ...]:
-        """The target handlers (those named and not yet configured are left
-        out until they exist, and one that would close a cycle for good)."""
-        return self._resolved_targets()
+        """The target handlers (a name no handler has yet is left out, and
+        one that would lead back to this handler)."""
+        return self._targets.handlers(self)
 
     # -- caller side: no lock ----------------------------------------------
 
@@ -296,616 +290,551 @@ class QueueHandler(logging.Handler):
                 record = passed
         else:
             passed = record if _FILTER_RETURNS_RECORD else True
-        # emit() inlined: this is every log call's cost for the caller.
+        self.emit(record)
+        return passed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue a copy of ``record`` for the targets, unfiltered; take no
+        lock (in inline mode, deliver it before returning)."""
         try:
-            state = record.__dict__.copy()
-            # Merged now: the arguments may change after the call.
-            state["msg"] = record.getMessage()
-            state["args"] = None
+            copied = record.__dict__.copy()
+            args = record.args
+            if type(record.msg) is not str or (
+                args
+                and (
+                    type(args) is not tuple
+                    or not _IMMUTABLE_ARGUMENTS.issuperset(map(type, args))
+                )
+            ):
+                # Merged now: a mutable argument may change after the call.
+                copied["msg"] = record.getMessage()
+                copied["args"] = None
+            renderings = None
             if record.exc_info and not record.exc_text:
-                state["exc_text"] = self._render_exception(record)
+                renderings = self._render_exception(record)
         except RecursionError:  # as logging.Handler.emit: never swallowed
             raise
         except Exception:
             self.handleError(record)
-            return passed
-        if self._closed or self._exiting:
-            self._handle_here((record.__class__, state))
-            return passed
-        pending = self._queue
-        if pending.qsize() >= self._maxsize and not self._make_room():
-            return passed
-        pending.put((record.__class__, state))
-        if self._writer is None:
-            self._wake()
-        return passed
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Queue a copy of ``record`` for the writer, unfiltered; take no
-        lock."""
-        try:
-            captured = self._capture(record)
-        except RecursionError:
-            raise
-        except Exception:
-            self.handleError(record)
             return
-        if self._closed or self._exiting:
-            self._handle_here(captured)
+        captured = (record.__class__, copied, renderings)
+        state = self._state
+        if state.inline:
+            state.items.put(captured)
+            self._consume_here(state)
             return
-        pending = self._queue
-        if pending.qsize() >= self._maxsize and not self._make_room():
+        items = state.items
+        if items.qsize() >= self._maxsize and not self._make_room(state):
             return
-        pending.put(captured)
-        if self._writer is None:
-            self._wake()
+        items.put(captured)
+        if state.writer is None:
+            self._start_writer(state)
 
-    def _handle_here(self, captured: _Captured) -> None:
-        """After close or exit: handle the record on this thread, once what
-        was queued before it is written out.  On the thread writing the
-        queue out (a target logging), queue it instead: that thread takes
-        it next, and waiting for itself would never end."""
-        me = threading.get_ident()
-        if me in (self._writer_ident, self._inline_drainer, self._retiring_thread):
-            # Also a signal handler interrupting close() or the exit hook:
-            # that thread writes the queue out once more when it is done.
-            self._queue.put(captured)
-            if self._writer is None:
-                self._wake()
-            return
-        if not self._retired.is_set():
-            self._retired.wait(_RETIRE_WAIT)
-        self._process(captured)
-
-    def _capture(self, record: logging.LogRecord) -> _Captured:
-        state = record.__dict__.copy()
-        state["msg"] = record.getMessage()
-        state["args"] = None
-        if record.exc_info and not record.exc_text:
-            state["exc_text"] = self._render_exception(record)
-        return (record.__class__, state)
-
-    def _render_exception(self, record: logging.LogRecord) -> str:
-        # Rendered now, as the first target's formatter would do it: the
-        # exception and its traceback's frames may change later.
+    def _render_exception(self, record: logging.LogRecord) -> _Renderings:
+        """The exception of ``record`` as each target's formatter renders it
+        now (the exception and its traceback may change later).  Each target
+        renders with its own; a formatter that fails fails for its targets
+        only."""
         assert record.exc_info is not None
-        return self._exception_formatter().formatException(record.exc_info)
+        renderings: _Renderings = []
+        for target in self._targets.known():
+            if record.levelno < target.level:
+                continue
+            formatter = target.formatter or _DEFAULT_FORMATTER
+            if any(known is formatter for known, _ in renderings):
+                continue
+            rendered: str | Exception
+            try:
+                rendered = formatter.formatException(record.exc_info)
+            except RecursionError:
+                raise
+            except Exception as error:
+                rendered = error
+            renderings.append((formatter, rendered))
+        return renderings
 
-    def _exception_formatter(self) -> logging.Formatter:
-        targets = self._resolved_targets()
-        formatter = targets[0].formatter if targets else None
-        return formatter if formatter is not None else _DEFAULT_FORMATTER
-
-    def _make_room(self) -> bool:
+    def _make_room(self, state: _ProcessQueue) -> bool:
         """The queue is full: apply the overflow policy.  Return False to
         drop the new record."""
         if self._overflow == "drop_new":
-            next(self._drop_events)
-            self._overflowed = True
+            state.drops.append(None)
             return False
         if self._overflow == "drop_old":
-            try:
-                oldest = self._queue.get_nowait()
-            except queue.Empty:
-                return True
-            if type(oldest) is tuple:
-                next(self._drop_events)
-                self._overflowed = True
-            elif isinstance(oldest, _Barrier):
-                # Never dropped, and never put back behind newer records: the
-                # writer answers it once done with what it holds.
-                self._displaced.append(oldest)
-            else:  # the stop: the writer exits once done with what it holds
-                self._stop_pending = True
+            with contextlib.suppress(queue.Empty):
+                oldest = state.items.get_nowait()
+                if type(oldest) is tuple:
+                    state.drops.append(None)
+                elif oldest is not _WAKE:
+                    # A flush barrier: every record before it is with the
+                    # consumer already, which answers it next.  Never dropped,
+                    # never put back behind newer records.
+                    state.barriers.append(oldest)
             return True
-        # "block".  The writer never waits for itself, and after close or
-        # exit the record is handled on this thread right after it is queued.
-        if threading.get_ident() == self._writer_ident or self._closed or self._exiting:
-            return True
+        # "block": never wait for a consumer that cannot run meanwhile.
         delay = 0.00005
-        while self._queue.qsize() >= self._maxsize:
-            if self._writer is None:
-                self._wake()
+        while state.items.qsize() >= self._maxsize:
+            if state.inline or state in _held_here():
+                return True  # this thread consumes: it takes the record later
+            if state.writer is None:
+                self._start_writer(state)
             time.sleep(delay)
             delay = min(delay * 2, _BLOCK_POLL_MAX)
         return True
 
-    def _wake(self) -> None:
-        """This thread queued an item and no writer runs: start one.  After
-        close or exit, handle what is queued here instead."""
-        if self._closed or self._exiting:
-            self._drain_inline()
+    def _start_writer(self, state: _ProcessQueue) -> None:
+        """Start a writer thread for ``state``, unless a consumer exists, a
+        fork or another thread is taking over, or the handler is inline.
+        Where no thread can start (interpreter shutdown), go inline."""
+        if state.paused or state.inline or state.stop_requested:
             return
-        if self._forking:
-            return  # after_fork_in_parent starts it
-        try:
-            self._start_tokens.pop()
-        except IndexError:
-            return  # another thread is starting it, or a fork holds the token
+        if not state.consumer.acquire(blocking=False):
+            return  # a writer runs, or is being started, or a fork holds it
+        held = _held_here()
+        held.append(state)  # a signal handler here must not wait for it
         started = False
-        no_thread = False
         try:
-            if not (self._forking or self._closed or self._exiting):
-                writer = threading.Thread(
-                    target=self._writer_main,
-                    args=(self._queue,),
-                    name=WRITER_THREAD_NAME,
-                    daemon=True,
-                )
-                self._writer = writer
-                writer.start()
+            if state.paused or state.inline or state.stop_requested:
+                return
+            writer = threading.Thread(
+                target=self._write,
+                args=(state,),
+                name=WRITER_THREAD_NAME,
+                daemon=True,
+            )
+            state.writer = writer
+            try:
+                writer.start()  # the writer holds the consumer lock from now
                 started = True
-        except RuntimeError:  # no new thread at interpreter shutdown (3.12+)
-            self._writer = None
-            self._exiting = True
-            no_thread = True
+            except RuntimeError:  # no new thread at interpreter shutdown (3.12+)
+                state.writer = None
+                state.inline = True
         finally:
+            _unhold(state)
             if not started:
-                self._start_tokens.append(_START_TOKEN)
-        if no_thread:
-            self._retire()  # as the exit hook would have
-        elif not started and (self._closed or self._exiting):
-            self._drain_inline()
+                state.consumer.release()
+        if state.inline:
+            self._consume_here(state)
 
-    # -- writer side -------------------------------------------------------
+    def _consume_here(self, state: _ProcessQueue) -> None:
+        """Inline mode: consume until the queue is empty.  Returns at once on
+        a thread that consumes already (it takes what was put before it lets
+        go), and after ``_INLINE_WAIT`` on a thread waiting for another
+        consumer (which takes it)."""
+        if state in _held_here():
+            return
+        # A second round, only if the consumer lock is free at once, for a
+        # record a signal handler put here while this thread let go.  More
+        # would make this caller write for other threads for ever.
+        for wait in (_INLINE_WAIT, 0.0):
+            if not (state.pending() and self._take_consumer(state, wait)):
+                return
+            try:
+                self._drain(state, None, report=True)
+            finally:
+                self._let_go(state)
 
-    # The batch the writer is handing out, so that a target flushing this
-    # handler from the writer thread finishes it before later records.
-    _batch: _Batch | None = None
+    # -- the consumer ------------------------------------------------------
 
-    def _writer_main(self, pending: queue.SimpleQueue[Any]) -> None:
-        writer = threading.current_thread()
-        self._writer_ident = threading.get_ident()
+    def _take_consumer(self, state: _ProcessQueue, timeout: float | None) -> bool:
+        """Hold ``state.consumer``, asking a running writer to stop after the
+        record in its hands; give up after ``timeout`` seconds (None: never,
+        0: at once).  Return whether this thread now consumes."""
+        held = _held_here()
+        held.append(state)  # from now a record this thread logs is only put
+        deadline = None if timeout is None else time.monotonic() + timeout
+        asked: threading.Thread | None = None
+        taken = False
         try:
-            if self._names_to_resolve:
-                self._resolved_targets()
-                if self._targets is not None:
-                    # Named targets may be newer than this handler, so their
-                    # fork steps would run before ours (newest first) and
-                    # take their locks while our writer still needs them.
-                    # Registering again puts our before step first; the fork
-                    # steps are idempotent.
-                    self._names_to_resolve = False
-                    _atfork.register(self)
-            get, get_nowait = pending.get, pending.get_nowait
             while True:
-                item = get()
-                if type(item) is tuple:
-                    # Take the records queued behind it too, up to a barrier
-                    # or a stop (handled after them, in their place) or
-                    # _BATCH_MAX, and hand them out as one batch.
-                    records = []
-                    while True:
-                        record_class, state = item
-                        record = record_class.__new__(record_class)
-                        record.__dict__ = state
-                        records.append(record)
-                        if len(records) >= _BATCH_MAX:
-                            item = None
-                            break
-                        try:
-                            item = get_nowait()
-                        except queue.Empty:
-                            item = None
-                            break
-                        if type(item) is not tuple:
-                            break
-                    self._deliver_batch(records)
-                    if self._displaced:
-                        self._answer_displaced()
-                    if self._overflowed:
-                        self._report_drops()
-                    if item is not None and self._process(item):
-                        break
-                else:
-                    if self._displaced:  # taken off the queue before item
-                        self._answer_displaced()
-                    if self._process(item):
-                        break
-                if self._stop_pending:
-                    break
+                writer = state.writer
+                if writer is not None:
+                    # Asked again each round: a thread that gave up taking
+                    # over meanwhile cleared the request.
+                    state.stop_requested = True
+                    if writer is not asked:
+                        state.items.put(_WAKE)  # it may be waiting for a record
+                        asked = writer
+                wait = _TAKEOVER_POLL
+                if deadline is not None:
+                    wait = max(0.0, min(wait, deadline - time.monotonic()))
+                if state.consumer.acquire(timeout=wait):
+                    taken = True
+                    state.stop_requested = False
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
         finally:
-            self._stop_pending = False
-            self._writer_ident = None
-            if self._writer is writer:
-                self._writer = None
-            self._start_tokens.append(_START_TOKEN)
-            # Records queued after the stop request, with no one left to
-            # start a writer for them: start it here (not during a fork).
-            if not pending.empty() and pending is self._queue:
-                self._wake()
+            if not taken:
+                _unhold(state)
+                if asked is not None:
+                    self._cancel_stop(state)
 
-    def _process(self, item: Any) -> bool:
-        """Handle one queue item; return True for a stop request."""
-        if type(item) is tuple:
-            record_class, state = item
-            record = record_class.__new__(record_class)
-            record.__dict__ = state
-            self._deliver(record)
-            return False
-        if isinstance(item, _Barrier):
-            self._flush_targets()
-            item.done.set()
-            return False
-        return True
+    def _cancel_stop(self, state: _ProcessQueue) -> None:
+        # Gave up taking over: a writer still running carries on; one that
+        # stopped already is replaced if records wait.
+        state.stop_requested = False
+        if state.writer is None and state.pending():
+            self._start_writer(state)
 
-    def _deliver(self, record: logging.LogRecord) -> None:
-        for target in self._resolved_targets():
-            if record.levelno >= target.level:
-                try:
-                    target.handle(record)
-                except Exception:
-                    _report_target_error(target, record)
+    def _let_go(self, state: _ProcessQueue) -> None:
+        """Release ``state.consumer``; start a writer if records wait."""
+        state.consumer.release()
+        _unhold(state)  # after: a record put meanwhile is seen below
+        if state.pending() and not state.inline:
+            self._start_writer(state)
 
-    def _deliver_batch(self, records: list[logging.LogRecord]) -> None:
-        """Hand ``records`` to every target whose level each one meets, in
-        order: to a safelog file or stream handler as one batch (filtered,
-        formatted and written together under one acquisition of its lock,
-        see ``_handlers.write_batch``), to any other target one
-        ``handle()`` at a time."""
-        batch = _Batch(records, self._targets or self._resolved_targets())
-        self._batch = batch
+    def _write(self, state: _ProcessQueue) -> None:
+        """The writer thread: holds ``state.consumer`` (its starter took it)
+        until it is asked to stop, the handler goes inline, or this process
+        turns out to be a forked child of the one that started it (a target
+        forked on this thread)."""
+        _held_here().append(state)
+        items = state.items
+        half_full = self._maxsize // 2
         try:
-            self._finish_batch(batch)
+            while not (state.stop_requested or state.inline) and self._state is state:
+                batch = state.in_hand
+                if batch is None:
+                    batch, _ = self._take_batch(state, items.get(), _BATCH_MAX)
+                if batch is None or self._hand_out(
+                    state, batch, BaseException, stoppable=True
+                ):
+                    if state.barriers:
+                        self._answer_barriers(state, BaseException)
+                    elif state.drops and items.qsize() <= half_full:
+                        self._report_drops(state, BaseException)
+        except BaseException:  # a bug of ours: say so, never end silently
+            state.inline = True  # callers deliver their own records from now
+            with contextlib.suppress(BaseException):
+                self.handleError(_note_record("the writer thread failed"))
         finally:
-            self._batch = None
+            _unhold(state)
+            if self._state is state:
+                state.writer = None
+                state.consumer.release()
+                if state.pending() and not state.stop_requested:
+                    self._start_writer(state)  # records came as it went inline
 
-    def _finish_batch(self, batch: _Batch) -> None:
-        """Hand each target the records of ``batch`` it has not had yet.
+    def _target_handlers(self) -> tuple[logging.Handler, ...]:
+        """The targets, for the consumer."""
+        targets = self._targets.handlers(self)
+        if not self._registered_after_targets and self._targets.complete:
+            # Targets named and found only now may be newer than this
+            # handler, so their fork steps would run before ours (newest
+            # first) and take their locks while our consumer still needs
+            # them.  Registering again puts our step first; the fork steps
+            # are idempotent.
+            self._registered_after_targets = True
+            _atfork.register(self)
+        return targets
 
-        Re-entered, through ``_drain_inline``, by a target that flushes this
-        handler on the writer thread: the batch is finished there, before
-        any record still queued, and the outer call finds nothing left."""
+    def _take_batch(
+        self, state: _ProcessQueue, first: Any, most: int
+    ) -> tuple[_Batch | None, int]:
+        """Make ``first`` and the records queued behind it (``most`` items in
+        all, up to a flush barrier, which goes to ``state.barriers``) the
+        batch in hand.  Return it (None when there is no record among them)
+        and how many items were taken."""
+        records: list[logging.LogRecord] = []
+        renderings: list[_Renderings | None] = []
+        item = first
+        taken = 1
+        while True:
+            if type(item) is tuple:
+                record_class, copied, rendered = item
+                record = record_class.__new__(record_class)
+                record.__dict__ = copied
+                records.append(record)
+                renderings.append(rendered)
+            elif item is not _WAKE:
+                state.barriers.append(item)
+                break
+            if taken >= most:
+                break
+            try:
+                item = state.items.get_nowait()
+            except queue.Empty:
+                break
+            taken += 1
+        if not records:
+            return None, taken
+        state.in_hand = _Batch(records, renderings, self._target_handlers())
+        return state.in_hand, taken
+
+    def _drain(self, state: _ProcessQueue, limit: int | None, *, report: bool) -> None:
+        """As the consumer: finish the batch in hand, then take and hand out up
+        to ``limit`` queued items (None: until the queue is empty); report
+        drops if ``report``.  On the writer thread (a target flushing) what
+        a target raises is reported, as the writer does; on any other thread
+        a ``BaseException`` that is not an ``Exception`` propagates."""
+        reported = _reported_here(state)
+        left = limit
+        while True:
+            batch = state.in_hand
+            if batch is None:
+                if left is not None and left <= 0:
+                    break
+                try:
+                    first = state.items.get_nowait()
+                except queue.Empty:
+                    break
+                most = _BATCH_MAX if left is None else min(left, _BATCH_MAX)
+                batch, taken = self._take_batch(state, first, most)
+                if left is not None:
+                    left -= taken
+            if batch is not None and not self._hand_out(
+                state, batch, reported, stoppable=False
+            ):
+                return  # a forked child: the rest is the parent's
+            if state.barriers:
+                self._answer_barriers(state, reported)
+        if report and state.drops:
+            self._report_drops(state, reported)
+
+    def _answer_barriers(
+        self, state: _ProcessQueue, reported: type[BaseException]
+    ) -> None:
+        """As the consumer, with no batch in hand: everything before the
+        barriers taken off the queue is handed out, so report drops, flush
+        the targets, and release the flush() calls waiting on them."""
+        answered = []
+        with contextlib.suppress(IndexError):
+            while True:
+                answered.append(state.barriers.popleft())
+        try:
+            if state.drops:
+                self._report_drops(state, reported)
+            self._flush_targets(reported)
+        finally:
+            for barrier in answered:
+                barrier.done.set()
+
+    def _hand_out(
+        self,
+        state: _ProcessQueue,
+        batch: _Batch,
+        reported: type[BaseException],
+        *,
+        stoppable: bool,
+    ) -> bool:
+        """Hand each target the records of ``batch`` it has not had yet, and
+        drop the batch from ``state`` once all have.  What a target raises
+        that is a ``reported`` goes to its ``handleError``; anything else
+        propagates (a caller's own ``KeyboardInterrupt``).  Return False,
+        leaving the rest in hand, when ``stoppable`` and the writer is asked
+        to stop, or when this process is a forked child of the one that took
+        the batch.
+
+        Re-entered by a target that flushes or closes this handler on the
+        consuming thread: the batch is finished there, before any record
+        still queued, and this call finds nothing left."""
         records, handed = batch.records, batch.handed
         count = len(records)
         for index, target in enumerate(batch.targets):
-            start = handed[index]
-            if start >= count:
-                continue
-            if takes_batches(target):
-                handed[index] = count  # before the target runs any code
-                level = target.level
-                eligible = [r for r in records[start:] if r.levelno >= level]
-                try:
-                    if not eligible or write_batch(target, eligible):
-                        continue
-                except Exception:  # write_batch reports errors itself: a bug
-                    _report_target_error(target, eligible[0])
-                    continue
-                handed[index] = start  # it took none after all
-            # handed[] is read again each time: a re-entered call may have
-            # handed this target the rest of the batch already.
             while handed[index] < count:
-                record = records[handed[index]]
-                handed[index] += 1  # before the target runs any code
-                if record.levelno >= target.level:
+                if self._state is not state or (stoppable and state.stop_requested):
+                    return False
+                start = handed[index]
+                if takes_batches(target):
+                    handed[index] = count  # before the target runs any code
+                    eligible = self._prepared(target, batch, start, count, reported)
+                    if not eligible or write_batch(target, eligible, reported):
+                        continue
+                    handed[index] = start  # it took none after all
+                handed[index] = start + 1
+                record = records[start]
+                if self._prepared(target, batch, start, start + 1, reported):
                     try:
                         target.handle(record)
-                    except Exception:
+                    except reported:
+                        if self._state is not state:
+                            return False  # it forked: this child leaves it
                         _report_target_error(target, record)
+        if state.in_hand is batch:
+            state.in_hand = None
+        return True
 
-    def _answer_displaced(self) -> None:
-        """Flush the targets for, and release, the barriers a "drop_old"
-        caller took off the queue."""
-        barriers = []
-        with contextlib.suppress(IndexError):
-            while True:
-                barriers.append(self._displaced.popleft())
-        self._flush_targets()
-        for barrier in barriers:
-            barrier.done.set()
+    def _prepared(
+        self,
+        target: logging.Handler,
+        batch: _Batch,
+        start: int,
+        end: int,
+        reported: type[BaseException],
+    ) -> list[logging.LogRecord]:
+        """The records ``batch.records[start:end]`` that meet ``target``'s
+        level, each carrying the exception as ``target``'s formatter
+        rendered it.  A record whose rendering failed is reported to
+        ``target`` and left out."""
+        level = target.level
+        formatter = target.formatter or _DEFAULT_FORMATTER
+        eligible = []
+        for record, rendered in zip(
+            batch.records[start:end], batch.renderings[start:end]
+        ):
+            if record.levelno < level:
+                continue
+            if rendered is not None:
+                text: str | Exception | None = None  # formatter set since: it renders
+                for known, found in rendered:
+                    if known is formatter:
+                        text = found
+                if isinstance(text, Exception):
+                    try:
+                        raise text
+                    except reported:
+                        _report_target_error(target, record)
+                    continue
+                record.exc_text = text
+            eligible.append(record)
+        return eligible
 
-    def _flush_targets(self) -> None:
-        for target in self._resolved_targets():
-            try:
-                target.flush()
-            except Exception:
-                _report_target_error(target, _flush_record())
-
-    def _report_drops(self) -> None:
-        """Report the records dropped since the last report, once the queue
-        is at most half full."""
-        if self._queue.qsize() > self._maxsize // 2:
-            return
-        self._overflowed = False
-        total = self.dropped
-        count, self._drops_reported = total - self._drops_reported, total
+    def _report_drops(
+        self, state: _ProcessQueue, reported: type[BaseException]
+    ) -> None:
+        """Send the targets one warning record for the drops not reported."""
+        with state.count_lock:
+            counted = len(state.drops)
+            for _ in range(counted):
+                state.drops.popleft()
+            state.drops_counted += counted
+            count = state.drops_counted - state.drops_reported
+            state.drops_reported = state.drops_counted
         if count:
-            warning = logging.LogRecord(
-                "safelog",
-                logging.WARNING,
-                __file__,
-                0,
+            warning = _note_record(
                 f"safelog.QueueHandler dropped {count} record(s): queue full "
                 f"(maxsize={self._maxsize}, overflow={self._overflow!r})",
-                None,
-                None,
+                logging.WARNING,
             )
-            self._deliver(warning)
+            batch = _Batch([warning], [None], self._target_handlers())
+            self._hand_out(state, batch, reported, stoppable=False)
 
-    def _drain_inline(self) -> None:
-        """Handle every queued item on this thread (after close or exit, and
-        for a flush called by a target on the writer).
-
-        One thread drains at a time, so records keep their order.  A thread
-        that finds another draining leaves its items to it (never waits: it
-        may be a signal handler interrupting that very drain); the drainer
-        looks again after letting go, so none is left behind.  It ends:
-        after close or exit callers no longer queue their records, so only
-        the few that were on their way can follow."""
-        pending = self._queue
-        while self._inline_drain.acquire(blocking=False):
-            self._inline_drainer = threading.get_ident()
+    def _flush_targets(self, reported: type[BaseException] = Exception) -> None:
+        for target in self._target_handlers():
             try:
-                self._drain_queued()
-            finally:
-                self._inline_drainer = None
-                self._inline_drain.release()
-            if pending.empty():
-                return
+                target.flush()
+            except reported:
+                _report_target_error(target, _note_record("(flush)"))
 
-    def _drain_queued(self) -> None:
-        """The body of ``_drain_inline``, with its lock held."""
-        pending = self._queue
-        on_writer = threading.get_ident() == self._writer_ident
-        batch = self._batch
-        if on_writer and batch is not None:
-            # A target flushing mid-batch: the rest of the batch comes before
-            # anything still queued.
-            self._finish_batch(batch)
-        while True:
-            try:
-                item = pending.get_nowait()
-            except queue.Empty:
-                break
-            if self._displaced and type(item) is not tuple:
-                self._answer_displaced()  # taken off the queue before item
-            if self._process(item) and on_writer:
-                self._stop_pending = True  # the writer exits in its loop
-        if self._displaced:
-            self._answer_displaced()
-        if self._overflowed:
-            self._report_drops()
-
-    # -- targets -----------------------------------------------------------
-
-    def _resolved_targets(self) -> tuple[logging.Handler, ...]:
-        targets = self._targets
-        if targets is not None:
-            return targets
-        found: list[logging.Handler] = []
-        missing = False
-        for spec in self._target_specs:
-            if isinstance(spec, logging.Handler):
-                found.append(spec)
-                continue
-            handler = self._bound_targets.get(spec)
-            if handler is None:
-                handler = self._bind_target(spec)
-            if handler is not None:
-                found.append(handler)
-                continue
-            refused = self._refused_targets.get(spec)
-            missing = missing or refused is None
-            if spec not in self._missing_reported:
-                self._missing_reported.add(spec)
-                _report_missing_target(self, spec, refused)
-        if missing:
-            return tuple(found)
-        self._targets = targets = tuple(found)
-        self._named_handlers = None
-        return targets
-
-    def _bind_target(self, name: str) -> logging.Handler | None:
-        """The handler named ``name``, held from now on; None while no
-        handler has that name, and for good if it would close a cycle."""
-        if name in self._refused_targets:
-            return None
-        handler = _handler_named(name, self._named_handlers)
-        if handler is None:
-            return None
-        if isinstance(handler, QueueHandler):
-            cycle = _path_back_to(self, [(repr(name), handler, None)])
-            if cycle is not None:
-                self._refused_targets[name] = _cycle_message(self.name, cycle)
-                return None
-        self._bound_targets[name] = handler
-        _shut_down_after(self, handler)
-        return handler
-
-    def _check_targets(self, names: object) -> None:
-        """Raise ValueError if dictConfig builds this handler with a target
-        name it does not configure, or if the targets lead back to this
-        handler.
-
-        ``names`` is the ``handlers`` argument: from dictConfig, a
-        ConvertingList that knows the configurator and the entry being
-        configured, which is how this handler learns its own name."""
-        named_handlers = self._named_handlers
-        if named_handlers is not None:
-            for spec in self._target_specs:
-                if isinstance(spec, str) and spec not in named_handlers:
-                    known = ", ".join(map(repr, sorted(named_handlers, key=str)))
-                    raise ValueError(
-                        f"unknown target handler {spec!r}: this configuration's "
-                        f"handlers are {known}"
-                    )
-        own_name, own_entry = _entry_being_configured(names, named_handlers)
-        resolve = getattr(getattr(names, "configurator", None), "resolve", None)
-        cycle = _path_back_to(
-            self,
-            _targets_of(self, named_handlers, resolve),
-            own_entry=own_entry,
-            resolve=resolve,
-        )
-        if cycle is not None:
-            raise ValueError(_cycle_message(own_name, cycle))
+    def _current_state(self) -> _ProcessQueue:
+        # A child made without the at-fork hooks (a fork() from C): never
+        # wait for the parent's writer or write its records: start afresh.
+        if self._state.pid != os.getpid():
+            self.after_fork_in_child()
+        return self._state
 
     # -- flush and close ---------------------------------------------------
 
     def flush(self) -> None:
-        """Return once every record queued before the call is handled and
-        the targets are flushed.
+        """Return once every record logged before the call is written (or
+        dropped by the overflow policy, and that reported), and the targets
+        are flushed.
 
-        Safe from any thread, from a target (on the writer thread it handles
-        the queued records itself) and after :meth:`close`.  Waits as long as
-        the targets take; returns at once when nothing is pending."""
-        self._adopt_if_forked()
-        me = threading.get_ident()
-        if me == self._writer_ident or me == self._inline_drainer:
-            # Called by a target (or a signal handler) on the thread that is
-            # handling records: waiting for a barrier would wait for itself.
-            self._drain_inline()
-            self._flush_targets()
+        Safe from any thread, from a target or a signal handler (on the
+        thread that consumes it writes the records itself) and after
+        :meth:`close`.  The records are written by the writer thread, or
+        in inline mode by the caller; it waits as long as the targets
+        take."""
+        state = self._current_state()
+        if state in _held_here():
+            self._drain(state, state.items.qsize(), report=True)
+            self._flush_targets(_reported_here(state))
             return
-        if (
-            self._queue.empty()  # first: whoever took the last record shows
-            and self._writer is None  # below until it has handled it
-            and self._inline_drainer is None
-        ):
-            self._flush_targets()
+        idle = not state.inline and state.writer is None and not state.pending()
+        if idle and self._take_consumer(state, 0):
+            # Nothing queued and no writer: no thread to start for this.
+            try:
+                self._drain(state, None, report=True)
+                self._flush_targets()
+            finally:
+                self._let_go(state)
             return
         barrier = _Barrier()
-        self._queue.put(barrier)
+        state.items.put(barrier)
         while True:
-            if self._writer is None:
-                self._wake()
+            if state.inline:
+                self._consume_here(state)
+            elif state.writer is None:  # none yet, or stopped for a fork
+                self._start_writer(state)
             if barrier.done.wait(_BARRIER_POLL):
                 return
 
     def close(self) -> None:
-        """Write everything queued, stop the writer, close the targets.
+        """Write everything queued, close the targets; from now on each record
+        is delivered on the thread that logs it.
 
-        Idempotent; safe from any thread, including the writer (a target
-        closing it).  Records logged afterwards are handled on the logging
-        thread."""
-        self._adopt_if_forked()
-        if not self._closed:
-            self._closed = True
-            self._retiring_thread = threading.get_ident()
-            self._stop_writer()
-            self._retire()
-            for target in self._resolved_targets():
-                try:
-                    target.close()
-                except Exception:
-                    _report_target_error(target, _flush_record())
+        Idempotent (a second call finishes a first one that was interrupted);
+        safe from any thread, including a target on the consuming thread."""
+        state = self._current_state()
+        self._closed = True
+        state.inline = True
+        on_consumer = state in _held_here()
+        if on_consumer:
+            self._drain(state, None, report=True)
+        else:
+            self._take_consumer(state, None)
+        try:
+            if not on_consumer:
+                self._drain(state, None, report=True)
+            if not self._targets_closed:
+                self._targets_closed = True
+                for target in self._targets.handlers(self):
+                    try:
+                        target.close()
+                    except Exception:
+                        _report_target_error(target, _note_record("(close)"))
+        finally:
+            if not on_consumer:
+                self._let_go(state)
         _live_handlers.discard(self)
         super().close()
 
-    def _stop_for_exit(self) -> None:
-        """Exit hook: write everything, stop the writer, and from now on
-        handle records on the logging thread."""
-        self._adopt_if_forked()
-        self._exiting = True
-        self._retiring_thread = threading.get_ident()
-        self._stop_writer()
-        self._retire()
-
-    def _retire(self) -> None:
-        """Write out what is queued and flush the targets; then callers
-        handle their records themselves.  ``_closed`` or ``_exiting`` is set
-        already, so no caller queues any more but the few on their way, and
-        this ends however many threads keep logging."""
-        me = threading.get_ident()
-        self._drain_inline()
-        while self._inline_drainer is not None or not self._queue.empty():
-            if self._inline_drainer == me:
-                break  # a target closing this handler in the middle of a drain
-            time.sleep(0.0005)  # another thread writes out the last few
-            self._drain_inline()
-        self._flush_targets()
-        self._retired.set()
-        self._retiring_thread = None
-        self._drain_inline()  # what a signal handler or a target queued meanwhile
-
-    def _stop_writer(self) -> None:
-        """Let the writer handle what is queued, then exit, and keep any
-        writer from starting again (callers set ``_closed`` or ``_exiting``
-        first).  Waits for a writer that a caller is starting right now."""
-        if self._writer_retired:
-            return
-        writer = self._writer
-        if writer is not None and writer.ident == threading.get_ident():
-            self._stop_pending = True  # called from a target on the writer
-            return
-        self._take_start_token(None)
-        # No writer runs or can start: the token is kept for good.
-        self._writer_retired = True
-
-    def _take_start_token(
-        self, deadline: float | None
-    ) -> tuple[bool, threading.Thread | None]:
-        """Stop the writer once it has handled what is queued (waiting for
-        one that a caller is starting right now, or for a fork that holds
-        the token), and take the start token, so that no writer runs or can
-        start; give up at ``deadline`` (None: never).  Return whether the
-        token was taken, and the writer stopped, if any."""
-        stopped: threading.Thread | None = None
-        while True:
-            try:
-                self._start_tokens.pop()
-            except IndexError:
-                pass
-            else:
-                return True, stopped
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False, stopped
-            writer = self._writer
-            if writer is not None and writer.ident is not None:
-                if stopped is not writer:
-                    self._queue.put(_STOP)
-                    stopped = writer
-                writer.join(remaining)  # it gives the token back as it ends
-            else:
-                time.sleep(0.00005)  # a caller is starting one right now
-
-    def _adopt_if_forked(self) -> None:
-        # A child made without the at-fork hooks (a fork() from C): never
-        # join or drain the parent's writer, start afresh.
-        if self._owner_pid != os.getpid():
-            self.after_fork_in_child()
+    def _retire_for_exit(self) -> None:
+        """Exit hook: write what is queued, stop the writer; from now on each
+        record is delivered on the thread that logs it."""
+        state = self._current_state()
+        state.inline = True
+        self._consume_here(state)
 
     # -- fork (the at-fork registry's protocol) ----------------------------
 
     def before_fork(self, deadline: float) -> None:
-        """Let the writer finish what was queued before the fork began and
-        exit, and keep any writer from starting until after the fork; give up
-        at ``deadline``."""
-        if self._fork_prepared:
-            return  # registered twice: the newest registration did it
-        self._fork_prepared = True
-        self._forking = True
-        taken, stopped = self._take_start_token(deadline)
-        if taken:
-            self._fork_holds_token = True
-            if stopped is not None:
-                _wait_os_thread_gone(stopped, deadline)
+        """Take the consumer lock before ``deadline``: the writer stops after
+        the record in its hands and its thread ends; no writer starts until
+        after the fork.  Nothing to do on a thread that consumes already (a
+        target forking on the writer)."""
+        state = self._state
+        if state in _held_here():
+            return  # consuming here, or registered twice and done already
+        state.paused = True
+        writer = state.writer
+        if self._take_consumer(state, max(0.0, deadline - time.monotonic())):
+            state.fork_holds_consumer = True
+            if writer is not None:
+                writer.join(max(0.0, deadline - time.monotonic()))
+                _wait_os_thread_gone(writer, deadline)
 
     def after_fork_in_parent(self) -> None:
-        """Give back the start token; start a writer for records queued
-        during the fork."""
-        if not self._fork_prepared:
-            return
-        self._fork_prepared = False
-        self._forking = False
-        if self._fork_holds_token:
-            self._fork_holds_token = False
-            self._start_tokens.append(_START_TOKEN)
-        if not self._queue.empty() and self._writer is None:
-            self._wake()
+        """Let go of the consumer lock; a writer starts if records wait."""
+        state = self._state
+        state.paused = False
+        if state.fork_holds_consumer:
+            state.fork_holds_consumer = False
+            self._let_go(state)
+        elif state.writer is None and state.pending():
+            self._start_writer(state)
 
     def after_fork_in_child(self) -> None:
-        """Start afresh: an empty queue, no writer, no drops counted.  The
-        parent writes what it had queued."""
-        self._fresh_state()
+        """Start afresh, inline: an empty queue, no writer, no drops counted.
+        The parent writes what it had queued."""
+        _unhold(self._state)
+        self._state = _ProcessQueue(inline=True)
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         names = [
             spec if isinstance(spec, str) else type(spec).__name__
-            for spec in self._target_specs
+            for spec in self._targets.specs
         ]
         return f"<safelog.QueueHandler ({level}) -> {names!r}>"
 
@@ -914,221 +843,49 @@ def flush() -> None:
     """Write everything logged so far through every ``safelog.QueueHandler``
     in this process, and flush their targets.
 
-    Returns at once when nothing is pending.  Call it before ``os._exit()``
-    in a process that leaves that way on its own (a raw ``os.fork()`` child):
-    no exit hook runs there."""
+    Needed before ``os._exit()`` in a process that is not a forked child
+    (a forked child writes each record before its log call returns)."""
     for handler in list(_live_handlers):
         handler.flush()
 
 
-def _stop_all_for_exit() -> None:
-    for handler in list(_live_handlers):
-        # One broken handler must not keep the others' records unwritten.
-        with contextlib.suppress(Exception):
-            handler._stop_for_exit()
+def _target_specs(handlers: Target | Iterable[Target]) -> tuple[Target, ...]:
+    """``handlers`` as a tuple of targets: one handler or name is one target."""
+    if isinstance(handlers, (logging.Handler, str)):
+        return (handlers,)
+    try:
+        specs = tuple(handlers)
+    except TypeError:
+        raise TypeError(
+            f"handlers must be a logging.Handler, a handler name, or a list of "
+            f"them, got {handlers!r}"
+        ) from None
+    if not specs:
+        raise ValueError("handlers must hold at least one handler or name")
+    for spec in specs:
+        if not isinstance(spec, (logging.Handler, str)):
+            raise TypeError(
+                f"handlers must be logging.Handler objects or handler names, "
+                f"got {spec!r}"
+            )
+    return specs
 
 
-def _configured_handlers(handlers: object) -> Mapping[str, Any] | None:
-    configurator = getattr(handlers, "configurator", None)
-    config = getattr(configurator, "config", None)
-    if not isinstance(config, dict):
-        return None
-    # dict.get: no conversion, just the mapping dictConfig fills in.
-    named = dict.get(config, "handlers")
-    return named if isinstance(named, dict) else None
-
-
-def _handler_named(
-    name: str, named_handlers: Mapping[str, Any] | None
-) -> logging.Handler | None:
-    entry = _entry_named(name, named_handlers)
-    return entry if isinstance(entry, logging.Handler) else None
-
-
-def _entry_named(name: str, named_handlers: Mapping[str, Any] | None) -> object:
-    """What ``name`` stands for: a handler, a dictConfig entry not built yet
-    (a dict), or None."""
-    if named_handlers is not None and name in named_handlers:
-        # dict.get: no conversion, just what dictConfig has filled in.  A
-        # name this configuration has is never looked up in the registry,
-        # which may still hold a handler of that name from before.
-        return dict.get(cast("dict[str, Any]", named_handlers), name)
-    registry: Mapping[str, logging.Handler] = getattr(logging, "_handlers", {})
-    return registry.get(name)
-
-
-def _entry_being_configured(
-    names: object, named_handlers: Mapping[str, Any] | None
-) -> tuple[str | None, object]:
-    """From dictConfig: the name and the entry of the handler whose
-    ``handlers`` argument is ``names``, else ``(None, None)``.
-
-    dictConfig converts the handler's entry, then its ``handlers`` list, and
-    records each one's ``parent`` and ``key`` as it does so."""
-    entry = getattr(names, "parent", None)
-    name = getattr(entry, "key", None)
-    if (
-        named_handlers is None
-        or not isinstance(name, str)
-        or dict.get(cast("dict[str, Any]", named_handlers), name) is not entry
-    ):
-        return None, None
-    return name, entry
-
-
-# A step along the targets: its label, the handler or dictConfig entry it
-# reaches, and the handlers mapping the entry's own names are looked up in.
-_Step = tuple[str, object, Union[Mapping[str, Any], None]]
-
-
-def _targets_of(
-    node: object,
-    named_handlers: Mapping[str, Any] | None,
-    resolve: Callable[[str], Any] | None,
-) -> list[_Step]:
-    """The targets of ``node`` that exist: those of a QueueHandler, or the
-    names of a dictConfig entry not built yet whose class is one (looked up
-    with ``resolve``, the configurator's).  Other handlers have none."""
-    if isinstance(node, QueueHandler):
-        named_handlers = node._named_handlers
-        steps: list[_Step] = []
-        for spec in node._target_specs:
-            if isinstance(spec, logging.Handler):
-                label = repr(spec.name) if spec.name else repr(spec)
-                steps.append((label, spec, None))
-                continue
-            target = node._bound_targets.get(spec)
-            entry = _entry_named(spec, named_handlers) if target is None else target
-            if entry is not None:
-                steps.append((repr(spec), entry, named_handlers))
-        return steps
-    if not isinstance(node, dict) or resolve is None:
-        return []
-    factory = dict.get(node, "class") or dict.get(node, "()")
-    if isinstance(factory, str):
-        try:
-            factory = resolve(factory)
-        except Exception:  # dictConfig reports it when it builds that entry
-            return []
-    names = dict.get(node, "handlers")
-    if not (
-        isinstance(factory, type)
-        and issubclass(factory, QueueHandler)
-        and isinstance(names, (list, tuple))
-    ):
-        return []
-    steps = []
-    for name in names:
-        if isinstance(name, str):
-            entry = _entry_named(name, named_handlers)
-            if entry is not None:
-                steps.append((repr(name), entry, named_handlers))
-    return steps
-
-
-def _path_back_to(
-    origin: QueueHandler,
-    first_steps: Iterable[_Step],
-    *,
-    own_entry: object = None,
-    resolve: Callable[[str], Any] | None = None,
-) -> list[str] | None:
-    """The labels along a path of targets, starting with one of
-    ``first_steps``, that ends at ``origin`` (or at ``own_entry``, its
-    dictConfig entry), or None when there is no such path."""
-    seen: set[int] = set()
-
-    def walk(
-        label: str, node: object, named: Mapping[str, Any] | None
-    ) -> list[str] | None:
-        if node is origin or (own_entry is not None and node is own_entry):
-            return [label]
-        if id(node) in seen:
-            return None
-        seen.add(id(node))
-        for step in _targets_of(node, named, resolve):
-            path = walk(*step)
-            if path is not None:
-                return [label, *path]
-        return None
-
-    for step in first_steps:
-        path = walk(*step)
-        if path is not None:
-            return path
-    return None
-
-
-def _shut_down_after(handler: logging.Handler, target: logging.Handler) -> None:
-    """Put ``handler`` after ``target`` in the list ``logging.shutdown()``
-    flushes and closes newest first, so that ``target`` is still open when
-    ``handler`` writes what it holds into it.
-
-    ``dictConfig`` builds handlers in name order and closes the old ones
-    through ``logging.shutdown()`` when it configures again: a target named
-    after its queue handler is newer, and would be closed first."""
-    refs: list[Any] | None = getattr(logging, "_handlerList", None)
-    if refs is None:
-        return
-    # Not under logging's module lock: this runs on the writer too, which a
-    # dictConfig holding that lock may be waiting for (it flushes this
-    # handler).  remove() and append() are each atomic; a dictConfig that
-    # empties the list meanwhile has shut everything down already.
-    mine = None
-    for ref in list(refs):
-        referent = ref()
-        if referent is handler:
-            mine = ref
-        elif referent is target:
-            if mine is None:
-                return  # already after it
-            try:
-                refs.remove(mine)
-            except ValueError:
-                return
-            refs.append(mine)
-            break
-    else:
-        return
-    # A queue handler that sends to this one must stay after it in turn
-    # (a -> b -> file: b moving after file moves a after b).
-    for sender in list(_live_handlers):
-        if sender is not handler and any(
-            spec is handler
-            for spec in (*sender._target_specs, *sender._bound_targets.values())
-        ):
-            _shut_down_after(sender, handler)
-
-
-def _cycle_message(name: str | None, path: list[str]) -> str:
-    start = repr(name) if name else "this safelog.QueueHandler"
-    return f"target handlers form a cycle: {' -> '.join([start, *path])}"
+def _reported_here(state: _ProcessQueue) -> type[BaseException]:
+    """What counts as one target's failure on this thread: anything on the
+    writer, a thread of ours; elsewhere an ``Exception`` (a caller's own
+    ``KeyboardInterrupt`` or ``SystemExit`` propagates, as from a direct
+    handler)."""
+    return BaseException if state.writer is threading.current_thread() else Exception
 
 
 def _report_target_error(target: logging.Handler, record: logging.LogRecord) -> None:
     with contextlib.suppress(Exception):  # a broken handleError must not
-        target.handleError(record)  # stop the writer
+        target.handleError(record)  # cost the other targets their records
 
 
-def _report_missing_target(
-    handler: QueueHandler, name: str, refused: str | None = None
-) -> None:
-    if refused is not None:
-        message = f"{refused}; records are not sent to {name!r}"
-    else:
-        message = (
-            f"no handler named {name!r} exists; records go to the other "
-            f"targets until it does (fileConfig: list it before the queue "
-            f"handler in [handlers] keys)"
-        )
-    try:
-        raise ValueError(f"safelog.QueueHandler: {message}")
-    except ValueError:
-        handler.handleError(_flush_record())
-
-
-def _flush_record() -> logging.LogRecord:
-    return logging.makeLogRecord({"name": "safelog", "msg": "(no record)"})
+def _note_record(message: str, level: int = logging.ERROR) -> logging.LogRecord:
+    return logging.LogRecord("safelog", level, __file__, 0, message, None, None)
 
 
 def _wait_os_thread_gone(writer: threading.Thread, deadline: float) -> None:
@@ -1143,6 +900,13 @@ def _wait_os_thread_gone(writer: threading.Thread, deadline: float) -> None:
         time.sleep(0.00002)
 
 
+def _retire_all_for_exit() -> None:
+    for handler in list(_live_handlers):
+        # One broken handler must not keep the others' records unwritten.
+        with contextlib.suppress(Exception):
+            handler._retire_for_exit()
+
+
 def _register_exit_hooks() -> None:
     # threading's exit hooks run before non-daemon threads are joined, at
     # normal exit and also in multiprocessing children that leave through
@@ -1153,8 +917,8 @@ def _register_exit_hooks() -> None:
     if register_threading_exit is not None:
         # RuntimeError: imported while the interpreter shuts down.
         with contextlib.suppress(RuntimeError):
-            register_threading_exit(_stop_all_for_exit)
-    atexit.register(_stop_all_for_exit)
+            register_threading_exit(_retire_all_for_exit)
+    atexit.register(_retire_all_for_exit)
 
 
 _register_exit_hooks()
