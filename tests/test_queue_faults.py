@@ -375,7 +375,8 @@ def test_target_forking_on_the_writer(tmp_path: pathlib.Path) -> None:
         REPORT
         + f"""
 import logging, multiprocessing, os, time, warnings, safelog
-warnings.filterwarnings("ignore", category=DeprecationWarning)  # 3.12+: fork with threads
+# 3.12+ warns that fork() with threads may deadlock: what is tested here
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 children = []
 class Forking(logging.Handler):
     def emit(self, record):
@@ -432,7 +433,8 @@ def test_raw_fork_children_os_exit_lose_nothing(tmp_path: pathlib.Path) -> None:
         REPORT
         + f"""
 import logging, os, threading, time, warnings, safelog
-warnings.filterwarnings("ignore", category=DeprecationWarning)  # 3.12+: fork with threads
+# 3.12+ warns that fork() with threads may deadlock: what is tested here
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 target = safelog.FileHandler({str(path)!r})
 target.setFormatter(logging.Formatter("%(message)s"))
 log = logging.getLogger("x"); log.addHandler(safelog.QueueHandler([target]))
