@@ -350,6 +350,41 @@ def test_delay_opens_file_at_first_record(tmp_path: Path) -> None:
     assert states["stdlib"] == states["safelog"]
 
 
+@pytest.mark.parametrize("delay", [False, True])
+def test_file_handler_on_a_fifo_writes_as_stdlib(tmp_path: Path, delay: bool) -> None:
+    """A FileHandler on a FIFO (no seek there) writes what the stdlib's
+    writes (with UTF-16, no byte order mark: open() cannot tell() there)."""
+    found = {}
+    for name, handler_class in HANDLER_CLASSES.items():
+        fifo = tmp_path / f"{name}.fifo"
+        os.mkfifo(fifo)
+        outcome = scenario.run_ok(
+            f"""
+            import logging, sys, threading
+            sys.path[:0] = {sys.path!r}
+            import safelog
+            got = []
+            def read():
+                with open({str(fifo)!r}, "rb") as reader:
+                    got.append(reader.read())
+            reader = threading.Thread(target=read)
+            reader.start()
+            handler = {handler_class.__module__}.{handler_class.__qualname__}(
+                {str(fifo)!r}, encoding="utf-16", delay={delay!r}
+            )
+            for message in ("one", "two"):
+                handler.handle(logging.makeLogRecord({{"msg": message}}))
+            handler.close()
+            reader.join()
+            print(got[0].hex())
+            """,
+            timeout=30,
+        )
+        found[name] = bytes.fromhex(outcome.stdout.strip())
+    assert "one\ntwo\n".encode("utf-16")[2:] == found["stdlib"]  # no BOM
+    assert found["stdlib"] == found["safelog"]
+
+
 def test_close_releases_the_descriptor(tmp_path: Path) -> None:
     """FileHandler.close closes the file descriptor it opened."""
     handler = safelog.FileHandler(tmp_path / "x.log")

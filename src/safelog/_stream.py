@@ -76,6 +76,10 @@ class DescriptorStream(io.TextIOBase):
         errors = text_file.errors or "strict"
         raw = text_file.detach().detach()  # type: ignore[attr-defined]
         fd = raw.fileno()
+        try:
+            at_start = os.lseek(fd, 0, os.SEEK_CUR) == 0
+        except OSError:  # a FIFO, a pipe, a terminal: no byte order mark,
+            at_start = False  # as open() writes none where it cannot tell()
         return cls(
             fd,
             encoding=encoding,
@@ -83,7 +87,7 @@ class DescriptorStream(io.TextIOBase):
             name=name,
             mode=mode,
             owner=raw,
-            at_start=os.lseek(fd, 0, os.SEEK_CUR) == 0,
+            at_start=at_start,
         )
 
     @property
