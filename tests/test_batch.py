@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 import safelog
-import safelog._queue
+import safelog._delivery
 from records import log_mixed
 from safelog._handlers import takes_batches
 
@@ -49,7 +49,7 @@ def logger() -> Iterator[logging.Logger]:
 def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every batch the writer hands to write_batch."""
     sizes: list[int] = []
-    real = safelog._queue.write_batch
+    real = safelog._delivery.write_batch
 
     def counting(
         handler: logging.Handler,
@@ -59,7 +59,7 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         sizes.append(len(records))
         return real(handler, records, reported)
 
-    monkeypatch.setattr(safelog._queue, "write_batch", counting)
+    monkeypatch.setattr(safelog._delivery, "write_batch", counting)
     return sizes
 
 

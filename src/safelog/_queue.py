@@ -43,7 +43,14 @@ from collections.abc import Iterable
 from typing import Any, Literal, Union
 
 from . import _atfork
-from ._handlers import takes_batches, write_batch
+from ._delivery import (
+    Batch,
+    Renderings,
+    flush_targets,
+    note_record,
+    render_exception,
+    report_target_error,
+)
 from ._targets import Target, Targets
 
 __all__ = ["DEFAULT_MAXSIZE", "QueueHandler", "flush"]
@@ -68,20 +75,22 @@ _TAKEOVER_POLL = 0.05
 _BARRIER_POLL = 0.05
 # The consumer takes at most this many records off the queue at a time.
 _BATCH_MAX = 256
+# While the writer is behind by fewer records than this, callers are logging
+# a burst, not a flood: it takes small batches and, between them, lets the
+# callers have the GIL (see _write).
+_SHORT_BACKLOG = 1024
+_SMALL_BATCH = 8
+_YIELD = 0.0001
 
 # Filterer.filter returns the record itself from 3.12 on, True before.
 _FILTER_RETURNS_RECORD = sys.version_info >= (3, 12)
 # Arguments of these exact types give the same message whenever it is
 # merged, so a record with only such arguments is merged by the targets.
 _IMMUTABLE_ARGUMENTS = frozenset({str, int, float, bool, type(None)})
-_DEFAULT_FORMATTER = logging.Formatter()
 
-# How each target's formatter rendered a record's exception on the caller's
-# side: the text, or what formatException raised.
-_Renderings = list[tuple[logging.Formatter, Union[str, Exception]]]
 # A record as queued: its class, a copy of its __dict__, and its exception
 # rendered for each target (None when it has none to render).
-_Captured = tuple[type, dict[str, Any], Union[_Renderings, None]]
+_Captured = tuple[type, dict[str, Any], Union[Renderings, None]]
 
 # Queue item that only wakes the writer, to see that it is asked to stop.
 _WAKE = object()
@@ -97,24 +106,6 @@ class _Barrier:
         self.done = threading.Event()
 
 
-class _Batch:
-    """Records taken off the queue together, the targets they go to, and how
-    many of them each target has been handed so far."""
-
-    __slots__ = ("handed", "records", "renderings", "targets")
-
-    def __init__(
-        self,
-        records: list[logging.LogRecord],
-        renderings: list[_Renderings | None],
-        targets: tuple[logging.Handler, ...],
-    ) -> None:
-        self.records = records
-        self.renderings = renderings
-        self.targets = targets
-        self.handed = [0] * len(targets)
-
-
 class _ProcessQueue:
     """A QueueHandler's state in one process: a forked child makes a new one."""
 
@@ -126,13 +117,18 @@ class _ProcessQueue:
         self.stop_requested = False  # the writer stops after its record in hand
         self.paused = False  # a fork is under way: no writer may start
         self.fork_holds_consumer = False
+        # Set in a forked child on the parent's state it replaced: whoever
+        # was consuming it when a target forked stops there.
+        self.forked_away = False
         self.inline = inline  # each caller consumes its own record
-        self.in_hand: _Batch | None = None
+        self.in_hand: Batch | None = None
         # Flush barriers off the queue, every record before them with the
         # consumer: answered once the batch in hand is handed out.  Taken
         # there by the consumer, or by a "drop_old" caller that found one at
         # the front of a full queue.
         self.barriers: collections.deque[_Barrier] = collections.deque()
+        # One entry per flush() waiting: the writer does not yield meanwhile.
+        self.flushes: collections.deque[None] = collections.deque()
         # One entry per dropped record: deque.append is atomic for callers;
         # the consumer counts them into drops_counted, under count_lock.
         self.drops: collections.deque[None] = collections.deque()
@@ -311,7 +307,7 @@ class QueueHandler(logging.Handler):
                 copied["args"] = None
             renderings = None
             if record.exc_info and not record.exc_text:
-                renderings = self._render_exception(record)
+                renderings = render_exception(record, self._targets.known())
         except RecursionError:  # as logging.Handler.emit: never swallowed
             raise
         except Exception:
@@ -329,29 +325,6 @@ class QueueHandler(logging.Handler):
         items.put(captured)
         if state.writer is None:
             self._start_writer(state)
-
-    def _render_exception(self, record: logging.LogRecord) -> _Renderings:
-        """The exception of ``record`` as each target's formatter renders it
-        now (the exception and its traceback may change later).  Each target
-        renders with its own; a formatter that fails fails for its targets
-        only."""
-        assert record.exc_info is not None
-        renderings: _Renderings = []
-        for target in self._targets.known():
-            if record.levelno < target.level:
-                continue
-            formatter = target.formatter or _DEFAULT_FORMATTER
-            if any(known is formatter for known, _ in renderings):
-                continue
-            rendered: str | Exception
-            try:
-                rendered = formatter.formatException(record.exc_info)
-            except RecursionError:
-                raise
-            except Exception as error:
-                rendered = error
-            renderings.append((formatter, rendered))
-        return renderings
 
     def _make_room(self, state: _ProcessQueue) -> bool:
         """The queue is full: apply the overflow policy.  Return False to
@@ -491,25 +464,32 @@ class QueueHandler(logging.Handler):
         _held_here().append(state)
         items = state.items
         half_full = self._maxsize // 2
+        short = min(_SHORT_BACKLOG, half_full)
         try:
-            while not (state.stop_requested or state.inline) and self._state is state:
+            while not (state.stop_requested or state.inline or state.forked_away):
                 batch = state.in_hand
                 if batch is None:
-                    batch, _ = self._take_batch(state, items.get(), _BATCH_MAX)
-                if batch is None or self._hand_out(
-                    state, batch, BaseException, stoppable=True
-                ):
+                    first = items.get()
+                    most = _SMALL_BATCH if items.qsize() < short else _BATCH_MAX
+                    batch, _ = self._take_batch(state, first, most)
+                if batch is None or self._hand_out(state, batch, BaseException):
                     if state.barriers:
                         self._answer_barriers(state, BaseException)
                     elif state.drops and items.qsize() <= half_full:
                         self._report_drops(state, BaseException)
+                    backlog = items.qsize()
+                    if 0 < backlog < short and not state.flushes:
+                        # A thread waiting for the GIL waits out the whole
+                        # switch interval (5 ms) unless this one blocks: a
+                        # caller in the middle of a burst would see that.
+                        time.sleep(_YIELD)
         except BaseException:  # a bug of ours: say so, never end silently
             state.inline = True  # callers deliver their own records from now
             with contextlib.suppress(BaseException):
-                self.handleError(_note_record("the writer thread failed"))
+                self.handleError(note_record("the writer thread failed"))
         finally:
             _unhold(state)
-            if self._state is state:
+            if not state.forked_away:
                 state.writer = None
                 state.consumer.release()
                 if state.pending() and not state.stop_requested:
@@ -530,13 +510,13 @@ class QueueHandler(logging.Handler):
 
     def _take_batch(
         self, state: _ProcessQueue, first: Any, most: int
-    ) -> tuple[_Batch | None, int]:
+    ) -> tuple[Batch | None, int]:
         """Make ``first`` and the records queued behind it (``most`` items in
         all, up to a flush barrier, which goes to ``state.barriers``) the
         batch in hand.  Return it (None when there is no record among them)
         and how many items were taken."""
         records: list[logging.LogRecord] = []
-        renderings: list[_Renderings | None] = []
+        renderings: list[Renderings | None] = []
         item = first
         taken = 1
         while True:
@@ -558,7 +538,7 @@ class QueueHandler(logging.Handler):
             taken += 1
         if not records:
             return None, taken
-        state.in_hand = _Batch(records, renderings, self._target_handlers())
+        state.in_hand = Batch(records, renderings, self._target_handlers())
         return state.in_hand, taken
 
     def _drain(self, state: _ProcessQueue, limit: int | None, *, report: bool) -> None:
@@ -585,7 +565,7 @@ class QueueHandler(logging.Handler):
             if batch is not None and not self._hand_out(
                 state, batch, reported, stoppable=False
             ):
-                return  # a forked child: the rest is the parent's
+                return  # a target forked: the rest is the parent's
             if state.barriers:
                 self._answer_barriers(state, reported)
         if report and state.drops:
@@ -604,7 +584,7 @@ class QueueHandler(logging.Handler):
         try:
             if state.drops:
                 self._report_drops(state, reported)
-            self._flush_targets(reported)
+            flush_targets(self._target_handlers(), reported)
         finally:
             for barrier in answered:
                 barrier.done.set()
@@ -612,82 +592,18 @@ class QueueHandler(logging.Handler):
     def _hand_out(
         self,
         state: _ProcessQueue,
-        batch: _Batch,
+        batch: Batch,
         reported: type[BaseException],
         *,
-        stoppable: bool,
+        stoppable: bool = True,
     ) -> bool:
-        """Hand each target the records of ``batch`` it has not had yet, and
-        drop the batch from ``state`` once all have.  What a target raises
-        that is a ``reported`` goes to its ``handleError``; anything else
-        propagates (a caller's own ``KeyboardInterrupt``).  Return False,
-        leaving the rest in hand, when ``stoppable`` and the writer is asked
-        to stop, or when this process is a forked child of the one that took
-        the batch.
-
-        Re-entered by a target that flushes or closes this handler on the
-        consuming thread: the batch is finished there, before any record
-        still queued, and this call finds nothing left."""
-        records, handed = batch.records, batch.handed
-        count = len(records)
-        for index, target in enumerate(batch.targets):
-            while handed[index] < count:
-                if self._state is not state or (stoppable and state.stop_requested):
-                    return False
-                start = handed[index]
-                if takes_batches(target):
-                    handed[index] = count  # before the target runs any code
-                    eligible = self._prepared(target, batch, start, count, reported)
-                    if not eligible or write_batch(target, eligible, reported):
-                        continue
-                    handed[index] = start  # it took none after all
-                handed[index] = start + 1
-                record = records[start]
-                if self._prepared(target, batch, start, start + 1, reported):
-                    try:
-                        target.handle(record)
-                    except reported:
-                        if self._state is not state:
-                            return False  # it forked: this child leaves it
-                        _report_target_error(target, record)
+        """Hand out ``batch`` (see ``Batch.hand_out``); once all of it is
+        handed, it is no longer in hand."""
+        if not batch.hand_out(state, reported, stoppable=stoppable):
+            return False
         if state.in_hand is batch:
             state.in_hand = None
         return True
-
-    def _prepared(
-        self,
-        target: logging.Handler,
-        batch: _Batch,
-        start: int,
-        end: int,
-        reported: type[BaseException],
-    ) -> list[logging.LogRecord]:
-        """The records ``batch.records[start:end]`` that meet ``target``'s
-        level, each carrying the exception as ``target``'s formatter
-        rendered it.  A record whose rendering failed is reported to
-        ``target`` and left out."""
-        level = target.level
-        formatter = target.formatter or _DEFAULT_FORMATTER
-        eligible = []
-        for record, rendered in zip(
-            batch.records[start:end], batch.renderings[start:end]
-        ):
-            if record.levelno < level:
-                continue
-            if rendered is not None:
-                text: str | Exception | None = None  # formatter set since: it renders
-                for known, found in rendered:
-                    if known is formatter:
-                        text = found
-                if isinstance(text, Exception):
-                    try:
-                        raise text
-                    except reported:
-                        _report_target_error(target, record)
-                    continue
-                record.exc_text = text
-            eligible.append(record)
-        return eligible
 
     def _report_drops(
         self, state: _ProcessQueue, reported: type[BaseException]
@@ -701,20 +617,13 @@ class QueueHandler(logging.Handler):
             count = state.drops_counted - state.drops_reported
             state.drops_reported = state.drops_counted
         if count:
-            warning = _note_record(
+            warning = note_record(
                 f"safelog.QueueHandler dropped {count} record(s): queue full "
                 f"(maxsize={self._maxsize}, overflow={self._overflow!r})",
                 logging.WARNING,
             )
-            batch = _Batch([warning], [None], self._target_handlers())
+            batch = Batch([warning], [None], self._target_handlers())
             self._hand_out(state, batch, reported, stoppable=False)
-
-    def _flush_targets(self, reported: type[BaseException] = Exception) -> None:
-        for target in self._target_handlers():
-            try:
-                target.flush()
-            except reported:
-                _report_target_error(target, _note_record("(flush)"))
 
     def _current_state(self) -> _ProcessQueue:
         # A child made without the at-fork hooks (a fork() from C): never
@@ -738,26 +647,30 @@ class QueueHandler(logging.Handler):
         state = self._current_state()
         if state in _held_here():
             self._drain(state, state.items.qsize(), report=True)
-            self._flush_targets(_reported_here(state))
+            flush_targets(self._target_handlers(), _reported_here(state))
             return
         idle = not state.inline and state.writer is None and not state.pending()
         if idle and self._take_consumer(state, 0):
             # Nothing queued and no writer: no thread to start for this.
             try:
                 self._drain(state, None, report=True)
-                self._flush_targets()
+                flush_targets(self._target_handlers(), Exception)
             finally:
                 self._let_go(state)
             return
         barrier = _Barrier()
+        state.flushes.append(None)
         state.items.put(barrier)
-        while True:
-            if state.inline:
-                self._consume_here(state)
-            elif state.writer is None:  # none yet, or stopped for a fork
-                self._start_writer(state)
-            if barrier.done.wait(_BARRIER_POLL):
-                return
+        try:
+            while True:
+                if state.inline:
+                    self._consume_here(state)
+                elif state.writer is None:  # none yet, or stopped for a fork
+                    self._start_writer(state)
+                if barrier.done.wait(_BARRIER_POLL):
+                    return
+        finally:
+            state.flushes.pop()
 
     def close(self) -> None:
         """Write everything queued, close the targets; from now on each record
@@ -782,7 +695,7 @@ class QueueHandler(logging.Handler):
                     try:
                         target.close()
                     except Exception:
-                        _report_target_error(target, _note_record("(close)"))
+                        report_target_error(target, note_record("(close)"))
         finally:
             if not on_consumer:
                 self._let_go(state)
@@ -827,7 +740,9 @@ class QueueHandler(logging.Handler):
     def after_fork_in_child(self) -> None:
         """Start afresh, inline: an empty queue, no writer, no drops counted.
         The parent writes what it had queued."""
-        _unhold(self._state)
+        old = self._state
+        old.forked_away = True
+        _unhold(old)
         self._state = _ProcessQueue(inline=True)
 
     def __repr__(self) -> str:
@@ -877,15 +792,6 @@ def _reported_here(state: _ProcessQueue) -> type[BaseException]:
     ``KeyboardInterrupt`` or ``SystemExit`` propagates, as from a direct
     handler)."""
     return BaseException if state.writer is threading.current_thread() else Exception
-
-
-def _report_target_error(target: logging.Handler, record: logging.LogRecord) -> None:
-    with contextlib.suppress(Exception):  # a broken handleError must not
-        target.handleError(record)  # cost the other targets their records
-
-
-def _note_record(message: str, level: int = logging.ERROR) -> logging.LogRecord:
-    return logging.LogRecord("safelog", level, __file__, 0, message, None, None)
 
 
 def _wait_os_thread_gone(writer: threading.Thread, deadline: float) -> None:
