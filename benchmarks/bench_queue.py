@@ -19,9 +19,9 @@ ratio.  The arrangements: a logger whose one handler is a ``NullHandler``
    with a list argument (merged at call time).
 2. Flood from one thread: records per second until all are on disk.
 3. Flood from four threads: wall time per record until all are on disk.
-4. Slow sink: the log file is a FIFO whose reader (another process) stalls
-   5 ms every 500 lines; caller latency p50, p99.9 and max, in bursts of
-   1,000 calls with the queue drained in between.
+4. Slow sink: the log file is a FIFO (its buffer one page) whose reader,
+   another process, stalls 5 ms every 500 lines; caller latency p50, p99.9
+   and max, in bursts of 1,000 calls with the queue drained in between.
 5. Peak memory growth (tracemalloc) during the one-thread flood, at the
    default ``maxsize``.
 6. ``os.fork()`` in the parent while a safelog writer is idle.
@@ -30,6 +30,8 @@ ratio.  The arrangements: a logger whose one handler is a ``NullHandler``
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import logging
 import logging.handlers
 import os
@@ -125,7 +127,9 @@ class Setup:
 
 
 @contextmanager
-def setups(directory: str, kinds: list[str], name: str = "") -> Iterator[dict[str, Setup]]:
+def setups(
+    directory: str, kinds: list[str], name: str = ""
+) -> Iterator[dict[str, Setup]]:
     made = {
         kind: Setup(kind, os.path.join(directory, f"{name}{index}.log"))
         for index, kind in enumerate(kinds)
@@ -137,22 +141,28 @@ def setups(directory: str, kinds: list[str], name: str = "") -> Iterator[dict[st
             setup.close()
 
 
-def burst_cost(setup: Setup, bursts: int, args: tuple[object, ...]) -> float:
-    """Seconds per call inside bursts of 20 to 50 calls, 1 to 2 ms apart."""
-    info = setup.logger.info
+def burst_costs(
+    made: dict[str, Setup], bursts: int, args: tuple[object, ...]
+) -> dict[str, float]:
+    """Median seconds per call inside bursts of 20 to 50 calls, each followed
+    by 1 to 2 ms idle.  The arrangements take turns burst by burst: the
+    machine's state (caches, clock speed after an idle) varies faster than a
+    round of several hundred bursts."""
     clock = time.perf_counter
-    sizes = random.Random(7)
-    inside, calls = 0.0, 0
+    chance = random.Random(7)
+    per_call: dict[str, list[float]] = {kind: [] for kind in made}
     for _ in range(bursts):
-        size = sizes.randint(20, 50)
-        started = clock()
-        for _ in range(size):
-            info(MESSAGE, *args)
-        inside += clock() - started
-        calls += size
-        time.sleep(sizes.uniform(0.001, 0.002))
-    setup.drain()
-    return inside / calls
+        size = chance.randint(20, 50)
+        for kind, setup in made.items():
+            info = setup.logger.info
+            started = clock()
+            for _ in range(size):
+                info(MESSAGE, *args)
+            per_call[kind].append((clock() - started) / size)
+            time.sleep(chance.uniform(0.001, 0.002))
+    for setup in made.values():
+        setup.drain()
+    return {kind: statistics.median(found) for kind, found in per_call.items()}
 
 
 def flood(setup: Setup, calls: int, threads: int = 1) -> float:
@@ -210,14 +220,23 @@ with open(sys.argv[1], "rb") as fifo:
 """
 
 
+# Linux: a pipe's buffer can be shrunk to one page, so that a writer meets
+# the reader's stalls however fast the reader is otherwise.
+F_SETPIPE_SZ = 1031
+
+
 @contextmanager
 def slow_fifo(path: str) -> Iterator[None]:
     os.mkfifo(path)
     reader = subprocess.Popen([sys.executable, "-c", READER, path])
+    # Opened here first (the reader's open waits for a writer), to size it.
+    keeper = os.open(path, os.O_WRONLY)
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(keeper, F_SETPIPE_SZ, 4096)
     try:
         yield
     finally:
-        # The writers closed: the reader sees the end of the FIFO.
+        os.close(keeper)  # with the handler's closed: the reader sees the end
         reader.wait(30)
 
 
@@ -227,29 +246,24 @@ def main() -> None:
     options = parser.parse_args()
     scale = 0.2 if options.quick else 1.0
     rounds = 5
-    bursts = int(400 * scale)
+    bursts = int(1000 * scale)
     flood_calls = int(50_000 * scale)
     slow_calls = int(20_000 * scale)
     print(f"Python {sys.version.split()[0]} on {sys.platform}, pid {os.getpid()}")
     with tempfile.TemporaryDirectory() as directory:
         with setups(directory, KINDS) as made:
-            for setup in made.values():  # warm up: writer threads, files
-                burst_cost(setup, 5, (1, 1.5, "w1"))
+            burst_costs(made, 5, (1, 1.5, "w1"))  # warm up: writer threads, files
 
             print("\n1. Caller cost per call inside bursts of 20-50 calls (µs)")
             print(f"   {'handler':36} {'immutable args':>15} {'a list arg':>11}")
-            samples: dict[str, list[tuple[float, float]]] = {k: [] for k in KINDS}
-            for _ in range(rounds):
-                for kind, setup in made.items():
-                    immutable = burst_cost(setup, bursts // rounds, (1, 1.5, "w1"))
-                    mutable = burst_cost(setup, bursts // rounds, (1, 1.5, ["w1"]))
-                    samples[kind].append((immutable, mutable))
-            costs = {
-                kind: tuple(statistics.median(column) for column in zip(*found))
-                for kind, found in samples.items()
-            }
-            for kind, (immutable, mutable) in costs.items():
-                print(f"   {kind:36} {immutable * 1e6:15.2f} {mutable * 1e6:11.2f}")
+            immutable = burst_costs(made, bursts, (1, 1.5, "w1"))
+            mutable = burst_costs(made, bursts, (1, 1.5, ["w1"]))
+            costs = {kind: (immutable[kind], mutable[kind]) for kind in KINDS}
+            for kind, (immutable_cost, mutable_cost) in costs.items():
+                print(
+                    f"   {kind:36} {immutable_cost * 1e6:15.2f} "
+                    f"{mutable_cost * 1e6:11.2f}"
+                )
             for queued in (QUEUED_SAFE, QUEUED):
                 ours = costs[queued]
                 for other, target in (
@@ -321,7 +335,9 @@ def main() -> None:
             tracemalloc.stop()
             maxsize = setup.logger.handlers[0].maxsize  # type: ignore[attr-defined]
         growth = (peak - baseline) / 2**20
-        print(f"   {QUEUED_SAFE}, maxsize={maxsize}: {growth:.2f} MiB (target <= 8 MiB)")
+        print(
+            f"   {QUEUED_SAFE}, maxsize={maxsize}: {growth:.2f} MiB (target <= 8 MiB)"
+        )
 
         print("\n6. os.fork() in the parent, median (µs)")
         forks = int(200 * scale) or 20
