@@ -295,14 +295,16 @@ class QueueHandler(logging.Handler):
         try:
             copied = record.__dict__.copy()
             args = record.args
-            if type(record.msg) is not str or (
-                args
-                and (
-                    type(args) is not tuple
-                    or not _IMMUTABLE_ARGUMENTS.issuperset(map(type, args))
-                )
-            ):
-                # Merged now: a mutable argument may change after the call.
+            merge_now = type(record.msg) is not str
+            if args and not merge_now:
+                if type(args) is tuple:
+                    for arg in args:  # a loop: cheaper here than a set test
+                        if type(arg) not in _IMMUTABLE_ARGUMENTS:
+                            merge_now = True
+                            break
+                else:  # one mapping argument
+                    merge_now = True
+            if merge_now:  # an argument may change after the call
                 copied["msg"] = record.getMessage()
                 copied["args"] = None
             renderings = None
