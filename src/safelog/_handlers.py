@@ -14,6 +14,7 @@ subclass.  Across fork they add what the standard classes lack:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import logging
@@ -43,8 +44,17 @@ else:
 __all__ = ["FileHandler", "StreamHandler"]
 
 
+# Records logged re-entrantly that one call of handle() writes after its own
+# before it gives up: a filter or formatter that logs on every record would
+# otherwise keep it writing for ever (the standard library recurses until
+# RecursionError there).
+_REENTRANT_MAX = 1000
+
+
 class _ForkSafeHandler(logging.Handler):
-    """The fork steps shared by safelog's handlers (see ``_atfork``)."""
+    """What safelog's handlers share: the fork steps (see ``_atfork``), and
+    a ``handle()`` that writes a record logged re-entrantly after the record
+    in progress instead of inside its write."""
 
     _lock_held_for_fork = False
     _quiet_at_fork = True
@@ -53,9 +63,75 @@ class _ForkSafeHandler(logging.Handler):
     # the child, closing the descriptor the child now writes to, flushing the
     # parent's pending bytes and taking an io lock a vanished thread may hold.
     _inherited_stream: object = None
+    # The thread inside emit() now, and the records that thread logged
+    # meanwhile through this handler (from a signal handler, a formatter or
+    # a filter that logs): only that thread appends, the handler lock keeps
+    # the others out.
+    _emitting: int | None = None
+    _reentrant: collections.deque[logging.LogRecord]
 
     def _register_for_fork(self) -> None:
+        self._reentrant = collections.deque()
         _atfork.register(self)
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """As ``logging.Handler.handle``: filter, then ``emit()`` under the
+        handler lock; returns what the standard ``handle()`` returns.
+
+        A record logged through this handler by the thread that is inside
+        its ``emit()`` already (a signal handler, a formatter or a filter
+        that logs) is written right after the record in progress, whole,
+        instead of in the middle of its write (where a buffered stream
+        raises "reentrant call" and a rotating file may roll over under
+        it)."""
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # 3.12+: a replacement
+            record = passed
+        if passed:
+            if self._emitting == threading.get_ident():
+                self._reentrant.append(record)
+            else:
+                self._emit_and_catch_up(self.emit, record)
+        return passed
+
+    def _emit_and_catch_up(self, write: Callable[[Any], None], records: Any) -> None:
+        """``write(records)`` under the handler lock as the emitting thread,
+        then the records logged re-entrantly meanwhile, one ``emit()`` each."""
+        me = threading.get_ident()
+        self.acquire()
+        try:
+            while True:
+                self._emitting = me
+                try:
+                    write(records)
+                    self._catch_up()
+                finally:
+                    self._emitting = None
+                # A signal handler that ran after the last look, before the
+                # line above, left its record: take it too.  From here on a
+                # signal handler writes its own, between two records.
+                if not self._reentrant:
+                    break
+                write = self.emit
+                records = self._reentrant.popleft()
+        finally:
+            self.release()
+
+    def _catch_up(self) -> None:
+        reentrant = self._reentrant
+        for _ in range(_REENTRANT_MAX):
+            if not reentrant:
+                return
+            self.emit(reentrant.popleft())
+        while reentrant:  # records that log records that log...: give up
+            record = reentrant.popleft()
+            try:
+                raise RecursionError(
+                    f"more than {_REENTRANT_MAX} records logged re-entrantly "
+                    f"while {self!r} was writing one"
+                )
+            except RecursionError:
+                self.handleError(record)
 
     def before_fork(self, deadline: float) -> None:
         lock = self.lock
@@ -77,11 +153,28 @@ class _ForkSafeHandler(logging.Handler):
         # Never reuse a lock that a thread which does not exist here may hold.
         self.lock = threading.RLock()
         self._lock_held_for_fork = False
+        # The parent writes what its threads logged re-entrantly.
+        self._emitting = None
+        self._reentrant = collections.deque()
         self._start_afresh_in_child()
 
     def _start_afresh_in_child(self) -> None:
         """Drop whatever the child shares with the parent; called in the
         child's single thread, before any other code runs there."""
+
+
+def text_encoding(encoding: str | None, mode: str) -> str | None:
+    """``encoding`` as the standard file handlers resolve it (3.10+), for a
+    safelog handler's ``__init__`` to call first: the ``EncodingWarning``
+    (``-X warn_default_encoding``) then points at the line that created the
+    handler, as the standard handler's does, not into safelog."""
+    resolve = getattr(io, "text_encoding", None)
+    if encoding is not None or resolve is None or "b" in mode:
+        return encoding
+    # Frames up from the warning: this function, the handler's __init__,
+    # the line that called it.
+    resolved: str = resolve(encoding, 3)
+    return resolved
 
 
 def _descriptor_of(stream: object) -> int | None:
@@ -209,6 +302,7 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
         delay: bool = False,
         errors: str | None = None,
     ) -> None:
+        encoding = text_encoding(encoding, mode)
         super().__init__(filename, mode, encoding, delay, errors)
         self._register_for_fork()
 
@@ -280,19 +374,19 @@ def write_batch(
                 )
         if not passed:
             return True
-    handler.acquire()
-    try:
+
+    def write(records: Sequence[logging.LogRecord]) -> None:
         stream: object = stream_handler.stream
         if type(stream) is DescriptorStream:
-            _write_whole_records(stream_handler, stream, passed, reported)
+            _write_whole_records(stream_handler, stream, records, reported)
         else:  # closed or replaced since the check: emit() takes each
-            for record in passed:
+            for record in records:
                 try:
                     handler.emit(record)
                 except reported:
                     _report_error(handler, record)
-    finally:
-        handler.release()
+
+    cast(_ForkSafeHandler, handler)._emit_and_catch_up(write, passed)
     return True
 
 
@@ -303,7 +397,7 @@ def takes_batches(handler: logging.Handler) -> bool:
     return (
         standard_emit is not None
         and cls.emit is standard_emit  # not a subclass's own emit()
-        and cls.handle is logging.Handler.handle
+        and cls.handle is _ForkSafeHandler.handle
         and cls.flush is logging.StreamHandler.flush
         and type(getattr(handler, "stream", None)) is DescriptorStream
     )
