@@ -385,6 +385,35 @@ def test_file_handler_on_a_fifo_writes_as_stdlib(tmp_path: Path, delay: bool) ->
     assert found["stdlib"] == found["safelog"]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="EncodingWarning is 3.10+")
+def test_encoding_warning_points_at_the_caller(tmp_path: Path) -> None:
+    """With -X warn_default_encoding, the EncodingWarning for a file handler
+    made without an encoding points at the line that made it, as the
+    standard handler's does."""
+    outcome = scenario.run_ok(
+        f"""
+        import logging, logging.handlers, warnings
+        import safelog
+        warnings.simplefilter("always")
+        classes = [
+            logging.FileHandler, safelog.FileHandler, safelog.WatchedFileHandler,
+            safelog.RotatingFileHandler, safelog.TimedRotatingFileHandler,
+        ]
+        for index, cls in enumerate(classes):
+            with warnings.catch_warnings(record=True) as caught:
+                handler = cls({str(tmp_path)!r} + f"/{{index}}.log")  # the line
+            handler.close()
+            for warning in caught:
+                if warning.category is EncodingWarning:
+                    print(cls.__name__, warning.filename, warning.lineno)
+        """,
+        env={"PYTHONWARNDEFAULTENCODING": "1"},
+    )
+    lines = outcome.stdout.splitlines()
+    assert 5 == len(lines)
+    assert {"<string> 11"} == {line.split(" ", 1)[1] for line in lines}
+
+
 def test_close_releases_the_descriptor(tmp_path: Path) -> None:
     """FileHandler.close closes the file descriptor it opened."""
     handler = safelog.FileHandler(tmp_path / "x.log")

@@ -42,7 +42,7 @@ try:
 except ImportError:  # Windows: one process per file, as with the stdlib
     fcntl = None  # type: ignore[assignment]
 
-from ._handlers import FileHandler
+from ._handlers import FileHandler, text_encoding
 
 __all__ = ["LOCK_FILE_SUFFIX", "RotatingFileHandler", "TimedRotatingFileHandler"]
 
@@ -270,6 +270,8 @@ class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler)
         delay: bool = False,
         errors: str | None = None,
     ) -> None:
+        # The standard handler appends whenever it rotates, and so decides.
+        encoding = text_encoding(encoding, "a" if maxBytes > 0 else mode)
         logging.handlers.RotatingFileHandler.__init__(
             self, filename, mode, maxBytes, backupCount, encoding, delay, errors
         )
@@ -347,6 +349,7 @@ class TimedRotatingFileHandler(
         atTime: Any = None,
         errors: str | None = None,
     ) -> None:
+        encoding = text_encoding(encoding, "a")
         logging.handlers.TimedRotatingFileHandler.__init__(
             self,
             filename,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging.handlers
 from typing import Any
 
-from ._handlers import FileHandler
+from ._handlers import FileHandler, text_encoding
 
 __all__ = ["WatchedFileHandler"]
 
@@ -33,6 +33,7 @@ class WatchedFileHandler(FileHandler, logging.handlers.WatchedFileHandler):
         delay: bool = False,
         errors: str | None = None,
     ) -> None:
+        encoding = text_encoding(encoding, mode)
         logging.handlers.WatchedFileHandler.__init__(
             self, filename, mode, encoding, delay, errors
         )
