@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import threading
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from safelog import DescriptorStream
+from scenario import run_ok
 
 
 def _read_all(fd: int, into: bytearray) -> None:
@@ -154,3 +157,150 @@ def test_child_stream_at_start_of_file_writes_byte_order_mark(tmp_path: Path) ->
         assert replaced is not None
         replaced.write("a\n")
     assert "a\n".encode("utf-16") == path.read_bytes()
+
+
+# A file size limit (RLIMIT_FSIZE) makes the kernel write part of a record,
+# then refuse the rest, as a disk that fills up does; raising it again gives
+# the room back.  Run in a child interpreter: the limit is process-wide.
+FULL_DISK = """
+import json, logging, resource, signal, sys, threading
+import safelog
+PATH, KIND = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+errors = []
+def record(message):
+    return logging.makeLogRecord({"msg": message, "levelno": 20})
+def full_after(size):
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+def room_again():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+texts = ["rec-0 " + "x" * 50, "rec-1 " + "y" * 50, "rec-2 " + "z" * 50]
+if KIND == "queue":  # the three come in one batch, written in one os.write
+    target = safelog.FileHandler(PATH)
+    target.handleError = lambda r: errors.append(r.getMessage())
+    entered, gate = threading.Event(), threading.Event()
+    class Gate(logging.Handler):
+        def emit(self, r):
+            entered.set()
+            gate.wait(10)
+    queued = safelog.QueueHandler([Gate(), target])
+    queued.handle(record("hold"))
+    entered.wait(10)
+    for text in texts:
+        queued.handle(record(text))
+    full_after(len("hold\\n") + 57 + 30)  # in the middle of rec-1
+    gate.set()
+    queued.flush()
+    room_again()
+    queued.handle(record("rec-after"))
+    queued.close()
+else:
+    handler = (safelog.FileHandler if KIND == "safelog" else logging.FileHandler)(PATH)
+    handler.handleError = lambda r: errors.append(r.getMessage())
+    handler.handle(record(texts[0]))
+    full_after(57 + 30)  # in the middle of rec-1
+    handler.handle(record(texts[1]))
+    handler.handle(record(texts[2]))
+    room_again()
+    handler.handle(record("rec-after"))
+    handler.close()
+print(json.dumps(errors))
+"""
+
+
+@pytest.mark.parametrize("kind", ["safelog", "queue", "stdlib"])
+def test_full_disk_completes_the_torn_record(tmp_path: Path, kind: str) -> None:
+    """The disk fills in the middle of a record: that record and the one
+    that finds no room are reported, each once, and only those (through the
+    queue handler too, whose batch was one write); once there is room, the
+    torn record is completed before the next one, so none is glued to
+    another.  (The standard handler, whose buffer keeps every byte, writes
+    the refused record later too.)"""
+    path = tmp_path / "out.log"
+    outcome = run_ok(FULL_DISK, args=(str(path), kind), timeout=30)
+    errors = json.loads(outcome.stdout)
+    assert [f"rec-{n} " + "xyz"[n] * 50 for n in (1, 2)] == errors
+    lines = path.read_text().splitlines()
+    expected = ["rec-0 " + "x" * 50, "rec-1 " + "y" * 50, "rec-after"]
+    if kind == "queue":
+        expected.insert(0, "hold")
+    if kind == "stdlib":
+        expected.insert(2, "rec-2 " + "z" * 50)
+    assert expected == lines
+
+
+def test_child_honours_the_socket_timeout() -> None:
+    """A StreamHandler on a socket's makefile(), the socket with a timeout
+    (so its descriptor is non-blocking): a forked child's records, written
+    straight to the descriptor, wait for a slow reader as the socket would,
+    and all arrive."""
+    outcome = run_ok(
+        """
+        import logging, os, socket, time
+        import safelog
+        writer, reader = socket.socketpair()
+        writer.settimeout(10)
+        handler = safelog.StreamHandler(writer.makefile("w"))
+        log = logging.getLogger("sock"); log.addHandler(handler); log.propagate = False
+        pid = os.fork()
+        if pid == 0:
+            for number in range(2000):
+                log.warning("record %04d %s", number, "x" * 200)
+            os._exit(0)
+        handler.stream.close()  # the parent's copy: the child's stays open
+        writer.close()  # until the child exits
+        received = bytearray()
+        while chunk := reader.recv(4096):
+            received.extend(chunk)
+            time.sleep(0.001)  # a slow reader: the socket's buffer fills up
+        os.waitpid(pid, 0)
+        lines = received.decode().splitlines()
+        print(len(lines), len(set(lines)))
+        """,
+        timeout=60,
+    )
+    assert "2000 2000" == outcome.stdout.split("\n")[-2]
+
+
+def test_file_api_as_open(tmp_path: Path) -> None:
+    """tell(), seek(), seekable(), readable(), read() and readline() do what
+    they do on a text file from open(); write() of bytes raises TypeError."""
+    path = tmp_path / "out.log"
+    path.write_text("old line\n")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND)
+    stream = DescriptorStream(fd, encoding="utf-8", mode="a+")
+    try:
+        stream.write("new line\n")
+        assert stream.seekable()
+        assert stream.readable()
+        assert 18 == stream.tell()
+        assert 0 == stream.seek(0)
+        assert "old line\n" == stream.readline()
+        assert "new line\n" == stream.read()
+        assert 18 == stream.seek(0, os.SEEK_END)
+        with pytest.raises(io.UnsupportedOperation):
+            stream.seek(5, os.SEEK_CUR)
+        with pytest.raises(TypeError, match="must be str, not bytes"):
+            stream.write(b"x")  # type: ignore[arg-type]
+        assert stream.write_through and not stream.line_buffering
+        stream.buffer.write(b"raw\n")
+        assert "old line\nnew line\nraw\n" == path.read_text()
+    finally:
+        os.close(fd)
+
+
+def test_file_api_refusals_as_open() -> None:
+    """On a pipe: not seekable, tell() and seek() raise UnsupportedOperation;
+    a write-only stream is not readable."""
+    read_fd, write_fd = os.pipe()
+    stream = DescriptorStream(write_fd, encoding="utf-8", mode="w")
+    try:
+        assert not stream.seekable()
+        assert not stream.readable()
+        for call in (stream.tell, lambda: stream.seek(0), stream.read):
+            with pytest.raises(io.UnsupportedOperation):
+                call()
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)

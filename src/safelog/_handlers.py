@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import itertools
 import logging
 import os
 import socket
@@ -210,7 +211,21 @@ def _stream_for_child(stream: object) -> DescriptorStream | None:
         name=getattr(stream, "name", None),
         mode=getattr(stream, "mode", "w"),
         at_start=at_start,
+        write_timeout=_socket_timeout(stream),
     )
+
+
+def _socket_timeout(stream: io.TextIOWrapper) -> float | None:
+    """The timeout of the socket under ``stream`` (``makefile()``), which
+    the child's writes honour as the socket's own would; None otherwise.
+
+    A socket with a timeout has a non-blocking descriptor: the socket object
+    waits for it in Python, a raw ``os.write`` would fail at once."""
+    layer = stream.buffer
+    raw = getattr(layer, "raw", layer)
+    sock = getattr(raw, "_sock", None)  # socket.SocketIO keeps its socket there
+    timeout = sock.gettimeout() if isinstance(sock, socket.socket) else None
+    return timeout if isinstance(timeout, float) else None
 
 
 def _write_past_inherited_stream(handler: StreamHandler | FileHandler) -> None:
@@ -307,16 +322,21 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
         self._register_for_fork()
 
     def _start_afresh_in_child(self) -> None:
+        if isinstance(self.stream, DescriptorStream):
+            self.stream.forget_unwritten()  # the parent finishes its record
         _write_past_inherited_stream(self)  # a buffered stream: only after setStream()
 
     def _open(self) -> io.TextIOWrapper:
+        return self._open_as(self.mode)
+
+    def _open_as(self, mode: str) -> io.TextIOWrapper:
         open_file = getattr(self, "_builtin_open", open)
         text_file = open_file(
-            self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors
+            self.baseFilename, mode, encoding=self.encoding, errors=self.errors
         )
         if not isinstance(text_file, io.TextIOWrapper):
             return cast(io.TextIOWrapper, text_file)  # binary mode: as the stdlib
-        stream = DescriptorStream.from_text_file(text_file, self.mode)
+        stream = DescriptorStream.from_text_file(text_file, mode)
         _set_append(stream.fileno())
         # Typed as the stdlib's stream; it is a text stream with the same API.
         return cast(io.TextIOWrapper, stream)
@@ -436,7 +456,12 @@ def _write_whole_records(
         if sum(map(len, texts)) <= _JOINED_MAX:
             data = stream._encode_joined(texts)
             if data is not None:
-                _write_encoded(handler, stream, [data], formatted, reported)
+
+                def record_ends() -> list[int]:  # on a failed write only
+                    lengths = [len(stream._encode(text)) for text in texts]
+                    return list(itertools.accumulate(lengths))
+
+                _write_encoded(handler, stream, data, record_ends, formatted, reported)
                 return
         limit = _JOINED_MAX
     # One by one: a record that does not encode fails alone, a pipe gets
@@ -451,27 +476,44 @@ def _write_whole_records(
             _report_error(handler, record)
             continue
         if limit is not None and pieces and size + len(data) > limit:
-            _write_encoded(handler, stream, pieces, in_pieces, reported)
+            _write_pieces(handler, stream, pieces, in_pieces, reported)
             pieces, in_pieces, size = [], [], 0
         pieces.append(data)
         in_pieces.append(record)
         size += len(data)
     if pieces:
-        _write_encoded(handler, stream, pieces, in_pieces, reported)
+        _write_pieces(handler, stream, pieces, in_pieces, reported)
 
 
-def _write_encoded(
+def _write_pieces(
     handler: logging.Handler,
     stream: DescriptorStream,
     pieces: list[bytes],
     records: list[logging.LogRecord],
     reported: type[BaseException],
 ) -> None:
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    ends = list(itertools.accumulate(map(len, pieces)))
+    _write_encoded(handler, stream, data, lambda: ends, records, reported)
+
+
+def _write_encoded(
+    handler: logging.Handler,
+    stream: DescriptorStream,
+    data: bytes,
+    record_ends: Callable[[], list[int]],
+    records: list[logging.LogRecord],
+    reported: type[BaseException],
+) -> None:
+    """Write ``data``, the encoded ``records``; a failure is reported for
+    each record not written whole, and only for those."""
     try:
-        stream._write_encoded(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-    except reported:  # none of them is known to be written whole
-        for record in records:
-            _report_error(handler, record)
+        stream._write_encoded(data, record_ends)
+    except reported as error:
+        written = getattr(error, "safelog_written", 0)
+        for record, end in zip(records, record_ends()):
+            if end > written:
+                _report_error(handler, record)
 
 
 def _report_error(handler: logging.Handler, record: logging.LogRecord) -> None:

@@ -14,7 +14,9 @@ import codecs
 import io
 import os
 import select
+import socket
 import stat
+from collections.abc import Callable
 from typing import IO, Any
 
 # Writes up to this size to a pipe are never interleaved with other writers'.
@@ -28,7 +30,18 @@ class DescriptorStream(io.TextIOBase):
     Not thread-safe on its own: the handler that owns it serialises writes
     with its lock.  A partial write (a pipe, a signal) is continued until the
     whole text is written, so concurrent writers to a pipe may interleave only
-    when a single record exceeds ``PIPE_BUF``.
+    when a single record exceeds ``PIPE_BUF``.  A non-blocking descriptor
+    that cannot take more is waited for, up to ``write_timeout`` (a socket's
+    timeout; None: as long as it takes).  When a write fails after part of a
+    record went out (a full disk), the rest of that record is kept and
+    written first by the next write or flush, so no record is glued onto a
+    torn one; the error is raised for the record it concerns.
+
+    Besides writing, it does what a text file from ``open()`` does with
+    ``tell()``, ``seek()``, ``seekable()``, ``readable()``, ``read()`` and
+    ``readline()``; ``buffer`` is the unbuffered raw file, and
+    ``line_buffering`` is False and ``write_through`` True (every write
+    reaches the descriptor at once).
     """
 
     def __init__(
@@ -41,15 +54,20 @@ class DescriptorStream(io.TextIOBase):
         mode: str = "w",
         owner: IO[Any] | None = None,
         at_start: bool = False,
+        write_timeout: float | None = None,
     ) -> None:
         """``owner`` is the file object that owns ``fd`` (closed with this
         stream); without one, closing this stream leaves ``fd`` open.
         ``at_start`` says that nothing was written to the file yet, so an
         encoding with a byte order mark (utf-16, utf-8-sig) writes it first,
-        as ``open()`` does."""
+        as ``open()`` does.  ``write_timeout`` bounds the wait for a
+        non-blocking descriptor to take data, as a socket's timeout does."""
         super().__init__()
         self._fd = fd
         self._owner = owner
+        self._write_timeout = write_timeout
+        # The rest of a record a failed write left half written (see class).
+        self._unwritten = b""
         self._encoding = encoding
         self._errors = errors
         self.name = name
@@ -107,12 +125,31 @@ class DescriptorStream(io.TextIOBase):
     def isatty(self) -> bool:
         return os.isatty(self._fd)
 
+    @property
+    def buffer(self) -> IO[bytes]:
+        """The raw file under this stream: unbuffered, so bytes written to
+        it reach the descriptor at once, as this stream's text does."""
+        self._check_open()
+        if self._owner is None:
+            self._owner = io.FileIO(
+                self._fd, self.mode.replace("+", "") or "w", closefd=False
+            )
+        return self._owner
+
+    @property
+    def line_buffering(self) -> bool:
+        return False
+
+    @property
+    def write_through(self) -> bool:
+        return True
+
     def write(self, text: str) -> int:
         """Encode ``text`` and write it whole; return ``len(text)``."""
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         data = self._encode(text)  # checks that the stream is open
-        written = os.write(self._fd, data)
-        if written < len(data):
-            self._write_rest(memoryview(data)[written:])
+        self._write_encoded(data)
         return len(text)
 
     def _encode(self, text: str) -> bytes:
@@ -122,8 +159,7 @@ class DescriptorStream(io.TextIOBase):
         Advances the encoder as :meth:`write` does (a byte order mark comes
         out once, with the first text), so encoding texts one by one and
         writing them joined gives the bytes of writing them one by one."""
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
+        self._check_open()
         if not self._writable:
             raise io.UnsupportedOperation("not writable")
         if self._translate_newlines:
@@ -145,14 +181,64 @@ class DescriptorStream(io.TextIOBase):
         except Exception:  # stateless: nothing was consumed
             return None
 
-    def _write_encoded(self, data: bytes) -> None:
-        """Write ``data`` (from :meth:`_encode`) whole, in one ``os.write``
-        unless the kernel takes less."""
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        written = os.write(self._fd, data)
-        if written < len(data):
-            self._write_rest(memoryview(data)[written:])
+    def _write_encoded(
+        self, data: bytes, record_ends: Callable[[], list[int]] | None = None
+    ) -> None:
+        """Write ``data`` (from :meth:`_encode`, one record or several
+        joined) whole, in one ``os.write`` unless the kernel takes less.
+
+        When the write fails part way, the error is raised with the number
+        of bytes of ``data`` written in ``error.safelog_written``, and the
+        rest of the record it stopped in is kept for the next write (see
+        the class).  ``record_ends`` gives the offsets where the records in
+        ``data`` end (called only then); without it ``data`` is one record.
+        """
+        self._check_open()
+        if self._unwritten:
+            done, error = self._write_all(self._unwritten)
+            self._unwritten = self._unwritten[done:]
+            if error is not None:
+                error.safelog_written = 0  # type: ignore[attr-defined]
+                raise error
+        done, error = self._write_all(data)
+        if error is None:
+            return
+        ends = record_ends() if record_ends is not None else [len(data)]
+        end = next((end for end in ends if end > done), len(data))
+        start = max([0, *(e for e in ends if e <= done)])
+        if start < done:  # the record it stopped in is half written
+            self._unwritten = data[done:end]
+        error.safelog_written = done  # type: ignore[attr-defined]
+        raise error
+
+    def _write_all(self, data: bytes) -> tuple[int, OSError | None]:
+        """Write ``data``, continuing after a partial write and waiting while
+        a non-blocking descriptor is full; return the bytes written and the
+        error that stopped the write short, if any."""
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            try:
+                done += os.write(self._fd, view[done:])
+            except BlockingIOError:
+                try:
+                    self._wait_until_writable()
+                except OSError as error:
+                    return done, error
+            except OSError as error:
+                return done, error
+        return done, None
+
+    def _wait_until_writable(self) -> None:
+        """Wait for a non-blocking descriptor to take data, at most the write
+        timeout, as a socket with that timeout does."""
+        timeout = self._write_timeout
+        if timeout is not None and timeout <= 0:
+            raise BlockingIOError(11, "write would block")
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        if not poller.poll(None if timeout is None else timeout * 1000):
+            raise socket.timeout("timed out")
 
     def _whole_write_limit(self) -> int | None:
         """The largest write that other processes writing to this descriptor
@@ -169,12 +255,94 @@ class DescriptorStream(io.TextIOBase):
             self._write_limit = limit
         return limit
 
-    def _write_rest(self, rest: memoryview) -> None:
-        while rest:
-            rest = rest[os.write(self._fd, rest) :]
-
     def flush(self) -> None:
-        """Nothing to flush: every write went to the kernel already."""
+        """Try to write the rest of a record a failed write left half
+        written, if any (its failure was raised already: it stays for the
+        next write if it fails again); every other write went to the kernel
+        already."""
+        self._check_open()
+        if self._unwritten:
+            done, _ = self._write_all(self._unwritten)
+            self._unwritten = self._unwritten[done:]
+
+    def forget_unwritten(self) -> None:
+        """In a forked child: the parent writes the rest of its record."""
+        self._unwritten = b""
+
+    # -- what a text file from open() does besides writing ---------------------
+
+    def seekable(self) -> bool:
+        self._check_open()
+        try:
+            os.lseek(self._fd, 0, os.SEEK_CUR)
+        except OSError:
+            return False
+        return True
+
+    def tell(self) -> int:
+        self._check_open()
+        if not self.seekable():
+            raise io.UnsupportedOperation("underlying stream is not seekable")
+        return os.lseek(self._fd, 0, os.SEEK_CUR) + len(self._unwritten)
+
+    def seek(self, cookie: int, whence: int = os.SEEK_SET) -> int:
+        """As a text file's ``seek``: to a position ``tell()`` gave, or to the
+        start or end (an ``O_APPEND`` descriptor still writes at the end)."""
+        self._check_open()
+        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if not self.seekable():
+            raise io.UnsupportedOperation("underlying stream is not seekable")
+        if whence == os.SEEK_CUR and cookie != 0:
+            raise io.UnsupportedOperation("can't do nonzero cur-relative seeks")
+        if whence == os.SEEK_END and cookie != 0:
+            raise io.UnsupportedOperation("can't do nonzero end-relative seeks")
+        if whence == os.SEEK_SET and cookie < 0:
+            raise ValueError(f"negative seek position {cookie!r}")
+        self.flush()
+        position = os.lseek(self._fd, cookie, whence)
+        # As TextIOWrapper: at the start a byte order mark is due again.
+        if position == 0:
+            self._encoder.reset()
+        else:
+            self._encoder.setstate(0)
+        return position
+
+    def readable(self) -> bool:
+        self._check_open()
+        return isinstance(self.mode, str) and ("r" in self.mode or "+" in self.mode)
+
+    def read(self, size: int | None = -1) -> str:
+        """Read up to ``size`` characters (all, if negative or None) from the
+        current position, decoded, with universal newlines."""
+        return self._read(size, stop_at_newline=False)
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        return self._read(size, stop_at_newline=True)
+
+    def _read(self, size: int | None, *, stop_at_newline: bool) -> str:
+        self._check_open()
+        if not self.readable():
+            raise io.UnsupportedOperation("not readable")
+        self.flush()
+        decoder = io.IncrementalNewlineDecoder(
+            codecs.getincrementaldecoder(self._encoding)(self._errors), translate=True
+        )
+        if (size is None or size < 0) and not stop_at_newline:
+            chunks = iter(lambda: os.read(self._fd, 65536), b"")
+            return decoder.decode(b"".join(chunks), final=True)
+        # A byte at a time, so that the position stays where the text ends.
+        text = ""
+        while not (size is not None and 0 <= size <= len(text)):
+            if stop_at_newline and text.endswith("\n"):
+                break
+            byte = os.read(self._fd, 1)
+            text += decoder.decode(byte, final=not byte)
+            if not byte:
+                break
+        return text
+
+    def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
 
