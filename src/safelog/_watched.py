@@ -22,8 +22,15 @@ class WatchedFileHandler(FileHandler, logging.handlers.WatchedFileHandler):
     records.  Each process reopens on its own next record; a record written
     between the move and that check goes to the moved file, whole (as with
     the standard handler), so rotate with ``delaycompress`` or ``create``
-    rather than compressing at once.
+    rather than compressing at once.  A reopen appends whatever the mode
+    (``"w"`` truncates at the first open only, unlike the standard
+    handler), so processes sharing the file never truncate the records
+    another one wrote to the new file.
     """
+
+    # Whether this handler opened its file before: a truncating mode applies
+    # to the first open only.
+    _opened_before = False
 
     def __init__(
         self,
@@ -38,3 +45,11 @@ class WatchedFileHandler(FileHandler, logging.handlers.WatchedFileHandler):
             self, filename, mode, encoding, delay, errors
         )
         self._register_for_fork()
+
+    def _open(self) -> Any:
+        mode = self.mode
+        if self._opened_before:
+            mode = mode.replace("w", "a", 1)
+        stream = self._open_as(mode)
+        self._opened_before = True
+        return stream
