@@ -414,6 +414,62 @@ def test_encoding_warning_points_at_the_caller(tmp_path: Path) -> None:
     assert {"<string> 11"} == {line.split(" ", 1)[1] for line in lines}
 
 
+def test_file_handlers_on_dev_stdout_pipe() -> None:
+    """Every safelog file handler on /dev/stdout, a pipe here (as in a
+    container), writes what the standard one writes, with delay or not, from
+    dictConfig too; install() converts such standard handlers."""
+    outcome = scenario.run_ok(
+        """
+        import logging, logging.config, logging.handlers, os, sys
+        import safelog
+        def make(cls, delay):
+            if issubclass(cls, logging.handlers.RotatingFileHandler):
+                return cls("/dev/stdout", maxBytes=100, backupCount=2, delay=delay)
+            return cls("/dev/stdout", delay=delay)
+        pairs = [
+            (logging.FileHandler, safelog.FileHandler),
+            (logging.handlers.WatchedFileHandler, safelog.WatchedFileHandler),
+            (logging.handlers.RotatingFileHandler, safelog.RotatingFileHandler),
+            (logging.handlers.TimedRotatingFileHandler,
+             safelog.TimedRotatingFileHandler),
+        ]
+        for stdlib_class, safelog_class in pairs:
+            for delay in (False, True):
+                for cls in (stdlib_class, safelog_class):
+                    handler = make(cls, delay)
+                    for number in range(3):
+                        handler.handle(logging.makeLogRecord(
+                            {"msg": f"{stdlib_class.__name__} {delay} {number}"}))
+                    handler.close()
+        logging.config.dictConfig({
+            "version": 1,
+            "handlers": {"out": {"class": "safelog.RotatingFileHandler",
+                                 "filename": "/dev/stdout", "maxBytes": 100}},
+            "loggers": {"configured": {"handlers": ["out"]}},
+        })
+        logging.getLogger("configured").warning("from dictConfig")
+        root = logging.getLogger()
+        root.addHandler(logging.FileHandler("/dev/stdout"))
+        safelog.install()
+        print("installed", type(root.handlers[-1]).__module__, flush=True)
+        root.warning("after install")
+        """
+    )
+    lines = outcome.stdout.splitlines()
+    expected = []
+    for name in (
+        "FileHandler",
+        "WatchedFileHandler",
+        "RotatingFileHandler",
+        "TimedRotatingFileHandler",
+    ):
+        for delay in (False, True):
+            expected += [f"{name} {delay} {number}" for number in range(3)] * 2
+    expected += ["from dictConfig", "installed safelog._handlers", "after install"]
+    assert expected == lines
+    assert "" == outcome.stderr
+
+
 def test_close_releases_the_descriptor(tmp_path: Path) -> None:
     """FileHandler.close closes the file descriptor it opened."""
     handler = safelog.FileHandler(tmp_path / "x.log")
