@@ -188,6 +188,39 @@ def test_steps_run_newest_first_before_and_oldest_first_after() -> None:
     } == summary
 
 
+def test_participants_ahead_go_first_before_and_last_after() -> None:
+    """A participant registered ahead (a queue handler: its writer calls the
+    others) takes its before step before every plain one, whatever their
+    age, and its after steps after theirs; safelog.QueueHandler registers
+    so, also when its named targets are made after it."""
+    summary, _ = run_scenario(
+        """
+        events = []
+        old, ahead, new = (Recorder(name, events) for name in ("old", "Q", "new"))
+        _atfork.register(old)
+        _atfork.register(ahead, ahead=True)
+        _atfork.register(new)
+        child_events, status = fork_and_report(lambda: events)
+        queued = safelog.QueueHandler(["made-later"])
+        target = safelog.FileHandler(os.devnull)
+        target.set_name("made-later")
+        order = [type(p).__name__ for p in _atfork._in_after_order()]
+        print(json.dumps({
+            "parent": events, "child": child_events, "status": status,
+            "last": order[-1], "target_before_it": "FileHandler" in order,
+        }))
+        """
+    )
+    before = [["before", "Q"], ["before", "new"], ["before", "old"]]
+    assert {
+        "parent": [*before, ["parent", "old"], ["parent", "new"], ["parent", "Q"]],
+        "child": [*before, ["child", "old"], ["child", "new"], ["child", "Q"]],
+        "status": 0,
+        "last": "QueueHandler",
+        "target_before_it": True,
+    } == summary
+
+
 def test_shared_deadline_bounds_fork_when_handler_locks_are_stuck(
     tmp_path: Any,
 ) -> None:
@@ -351,6 +384,65 @@ def test_fork_from_a_signal_handler_inside_a_fork(tmp_path: Any) -> None:
     assert ["inner child", "outer child", "parent"] == sorted(
         path.read_text().splitlines()
     )
+
+
+def test_nested_fork_child_that_returns_finishes_the_outer_fork(
+    tmp_path: Any,
+) -> None:
+    """The child of a fork made by a signal handler inside another fork's
+    before steps returns from the handler, so it finishes the outer fork as
+    a parent: its locks balance, and it logs, through a queue handler, and
+    forks again as any process does."""
+    path = tmp_path / "nested.log"
+    summary, stderr = run_scenario(
+        f"""
+        class Slow(Recorder):
+            def before_fork(self, deadline):
+                super().before_fork(deadline)
+                time.sleep(0.3)
+
+        events = []
+        handler = safelog.QueueHandler(safelog.FileHandler({str(path)!r}))
+        slow = Slow("slow", events)  # held: the registry holds it weakly
+        _atfork.register(slow)
+        log = logging.getLogger("nested")
+        log.addHandler(handler)
+        log.propagate = False
+        inner = []
+
+        def on_alarm(signum, frame):
+            pid = os.fork()
+            inner.append("nested child" if pid == 0 else pid)
+
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)  # a child of the outer fork, in either process
+        os.waitpid(pid, 0)
+        if inner == ["nested child"]:
+            try:
+                log.warning("nested child logs")
+                value, status = fork_and_report(lambda: "forked again")
+                log.warning("nested child forked again: %s %s", value, status)
+                handler.flush()
+                nested = json.dumps({{"nested child depth": _atfork._fork_depth}})
+                os.write(2, nested.encode() + b"\\n")
+            finally:
+                os._exit(0)
+        for child in inner:
+            os.waitpid(child, 0)
+        print(json.dumps({{"depth": _atfork._fork_depth}}))
+        """,
+        timeout=30,
+    )
+    assert {"depth": 0} == summary
+    assert '{"nested child depth": 0}' in stderr.splitlines()
+    assert "cannot release" not in stderr
+    assert [
+        "nested child logs",
+        "nested child forked again: forked again 0",
+    ] == path.read_text().splitlines()
 
 
 def test_fork_while_another_thread_runs_dict_config(tmp_path: Any) -> None:

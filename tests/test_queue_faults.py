@@ -151,66 +151,64 @@ def logger() -> logging.Logger:
     return named
 
 
-# -- a single name or handler ---------------------------------------------------
+# -- a single handler, a single name ------------------------------------------
 
 
-def test_single_name_or_handler_is_one_target(logger: logging.Logger) -> None:
-    """QueueHandler("console") and QueueHandler(handler) take one target, not
-    one per character of the name."""
+def test_single_handler_is_one_target(logger: logging.Logger) -> None:
+    """QueueHandler(handler) takes that one handler as its target."""
     lines: list[str] = []
 
     class Collecting(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             lines.append(record.getMessage())
 
-    console = Collecting()
-    console.set_name("test-queue-faults-console")
+    target = Collecting()
+    handler = safelog.QueueHandler(target)
+    logger.addHandler(handler)
     try:
-        by_name = safelog.QueueHandler("test-queue-faults-console")
-        by_object = safelog.QueueHandler(console)
-        assert (console,) == by_name.targets
-        assert (console,) == by_object.targets
-        logger.addHandler(by_name)
-        logger.addHandler(by_object)
-        logger.warning("once each")
-        by_name.flush()
-        by_object.flush()
-        assert ["once each", "once each"] == lines
+        assert (target,) == handler.targets
+        logger.warning("once")
+        handler.flush()
+        assert ["once"] == lines
     finally:
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
+        logger.removeHandler(handler)
+        handler.close()
 
 
-def test_dictconfig_handlers_as_one_name(tmp_path: pathlib.Path) -> None:
-    """In dictConfig, "handlers": "file" names one target."""
-    path = tmp_path / "one.log"
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {
-                "async": {"class": "safelog.QueueHandler", "handlers": "file"},
-                "file": {"class": "safelog.FileHandler", "filename": str(path)},
-            },
-            "loggers": {"test_queue_faults.dict": {"handlers": ["async"]}},
-        }
-    )
-    logged = logging.getLogger("test_queue_faults.dict")
-    try:
-        logged.warning("through one name")
-        safelog.flush()
-        assert "through one name\n" == path.read_text()
-    finally:
-        for handler in list(logged.handlers):
-            logged.removeHandler(handler)
-            handler.close()
+def test_single_name_is_refused_naming_the_parameter() -> None:
+    """QueueHandler("console") raises TypeError naming `handlers` instead of
+    taking one target per character."""
+    with pytest.raises(TypeError, match=r"handlers must be a list .*\['console'\]"):
+        safelog.QueueHandler("console")  # type: ignore[arg-type]
+
+
+def test_dictconfig_handlers_as_one_name_fails_configuration(
+    tmp_path: pathlib.Path,
+) -> None:
+    """In dictConfig, "handlers": "file" fails the configuration, naming
+    the handler, with the TypeError as its cause."""
+    with pytest.raises(ValueError, match="Unable to configure handler 'async'") as info:
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "handlers": {
+                    "async": {"class": "safelog.QueueHandler", "handlers": "file"},
+                    "file": {
+                        "class": "safelog.FileHandler",
+                        "filename": str(tmp_path / "one.log"),
+                    },
+                },
+            }
+        )
+    assert isinstance(info.value.__cause__, TypeError)
+    assert "handlers must be a list" in str(info.value.__cause__)
 
 
 @pytest.mark.parametrize("handlers", [42, None, [logging.NullHandler(), 3]])
 def test_handlers_of_wrong_type_rejected(handlers: object) -> None:
-    """Anything but a handler, a name, or a list of them raises TypeError
-    naming the parameter."""
+    """Anything but a handler, or a list of handlers and names, raises
+    TypeError naming the parameter."""
     with pytest.raises(TypeError, match="handlers must be"):
         safelog.QueueHandler(handlers)  # type: ignore[arg-type]
 
@@ -470,3 +468,216 @@ report(done=True)
     expected = {f"child {c} {r}" for c in range(50) for r in range(20)}
     assert expected == set(children)
     assert len(expected) == len(children)
+
+
+# -- the consumer: one at a time, and never waiting for itself -----------------
+
+
+def test_signal_handler_flush_in_an_inline_child_writes_each_record_once() -> None:
+    """In a forked child (inline: each logging thread consumes), two threads
+    log while a SIGALRM handler flushes every 0.5 ms: every record is
+    written once, in each thread's order (a flush from a thread that was
+    waiting for its turn must not consume beside the thread whose turn it
+    is)."""
+    outcome = run_ok(
+        REPORT
+        + """
+import logging, os, signal, threading, time, safelog
+read_end, write_end = os.pipe()
+class Pipe(logging.Handler):
+    def emit(self, record):
+        os.write(write_end, (record.getMessage() + "\\n").encode())
+handler = safelog.QueueHandler(Pipe())
+log = logging.getLogger("f"); log.addHandler(handler); log.propagate = False
+pid = os.fork()
+if pid == 0:
+    signal.signal(signal.SIGALRM, lambda signum, frame: handler.flush())
+    signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+    def work(name):
+        for number in range(2000):
+            log.warning("%s %d", name, number)
+    other = threading.Thread(target=work, args=("T",))
+    other.start()
+    work("M")
+    other.join()
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    os._exit(0)
+os.close(write_end)
+received = b""
+while chunk := os.read(read_end, 65536):
+    received += chunk
+os.waitpid(pid, 0)
+lines = received.decode().splitlines()
+report(lines=lines)
+""",
+        timeout=60,
+    )
+    lines = found_in(outcome.stdout)["lines"]
+    assert isinstance(lines, list)
+    for name in "TM":
+        mine = [line for line in lines if line.startswith(name + " ")]
+        assert [f"{name} {n}" for n in range(2000)] == mine
+
+
+def test_reading_dropped_while_a_signal_handler_flushes() -> None:
+    """The main thread reads `dropped` in a loop while a SIGALRM handler on
+    it flushes: no deadlock (the writer never waits for a reader)."""
+    outcome = run_ok(
+        REPORT
+        + """
+import logging, signal, time, safelog
+class Slow(logging.Handler):
+    def emit(self, record):
+        time.sleep(0.0002)
+handler = safelog.QueueHandler(Slow(), maxsize=10, overflow="drop_new")
+log = logging.getLogger("d"); log.addHandler(handler); log.propagate = False
+signal.signal(signal.SIGALRM, lambda signum, frame: handler.flush())
+signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+until = time.monotonic() + 1.5
+while time.monotonic() < until:
+    for _ in range(50):
+        log.warning("x")
+    handler.dropped
+signal.setitimer(signal.ITIMER_REAL, 0)
+handler.flush()
+report(dropped=handler.dropped)
+""",
+        timeout=30,
+    )
+    dropped = found_in(outcome.stdout)["dropped"]
+    assert isinstance(dropped, int) and dropped > 0
+
+
+def test_inline_child_leaving_by_os_exit_keeps_signal_handler_records() -> None:
+    """In a forked child, a SIGALRM handler logs while the main thread logs;
+    the child leaves through os._exit(): every record of both is written (a
+    record a signal handler put while its thread finished its turn as
+    consumer is taken before the log call returns)."""
+    outcome = run_ok(
+        REPORT
+        + """
+import itertools, logging, os, signal, safelog
+read_end, write_end = os.pipe()
+class Pipe(logging.Handler):
+    def emit(self, record):
+        os.write(write_end, (record.getMessage() + "\\n").encode())
+handler = safelog.QueueHandler(Pipe())
+log = logging.getLogger("s"); log.addHandler(handler); log.propagate = False
+pid = os.fork()
+if pid == 0:
+    numbers = itertools.count()
+    signal.signal(
+        signal.SIGALRM, lambda signum, frame: log.warning("signal %d", next(numbers))
+    )
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    for number in range(20000):
+        log.warning("main %d", number)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    os.write(write_end, f"signals {next(numbers)}\\n".encode())
+    os._exit(0)
+os.close(write_end)
+received = b""
+while chunk := os.read(read_end, 65536):
+    received += chunk
+os.waitpid(pid, 0)
+report(lines=received.decode().splitlines())
+""",
+        timeout=60,
+    )
+    lines = found_in(outcome.stdout)["lines"]
+    assert isinstance(lines, list)
+    signals = int(lines[-1].split()[1])
+    assert signals > 0
+    expected = {f"main {n}" for n in range(20000)}
+    expected |= {f"signal {n}" for n in range(signals)}
+    assert expected == set(lines[:-1])
+    assert len(expected) == len(lines) - 1
+
+
+def test_signal_handler_flush_while_its_thread_starts_the_writer() -> None:
+    """A signal handler that flushes while its own thread waits in
+    Thread.start() for the writer it is starting: flush() returns only once
+    the record logged before it is written."""
+    outcome = run_ok(
+        REPORT
+        + """
+import logging, signal, threading, time, safelog
+MAIN = threading.get_ident()
+class Slow(logging.Handler):
+    written = []
+    def emit(self, record):
+        if not self.written and not hasattr(self, "sent"):
+            self.sent = True  # lands while the main thread is in start()
+            signal.pthread_kill(MAIN, signal.SIGUSR1)
+        time.sleep(0.2)
+        self.written.append(record.getMessage())
+target = Slow()
+handler = safelog.QueueHandler(target)
+log = logging.getLogger("w"); log.addHandler(handler); log.propagate = False
+seen = []
+def on_usr1(signum, frame):
+    handler.flush()
+    seen.append(list(target.written))
+signal.signal(signal.SIGUSR1, on_usr1)
+log.warning("first")
+time.sleep(0.5)
+handler.close()
+report(seen=seen)
+""",
+        timeout=30,
+    )
+    assert [["first"]] == found_in(outcome.stdout)["seen"]
+
+
+@pytest.mark.parametrize("waiting_in", ["flush", "close", "block"])
+def test_fork_from_a_signal_handler_while_waiting_for_the_writer(
+    waiting_in: str,
+) -> None:
+    """A signal handler forks while its thread waits for the writer (in
+    flush(), close(), or for room in a full queue): the child's interrupted
+    call returns instead of waiting for a writer that does not exist there."""
+    outcome = run_ok(
+        REPORT
+        + f"""
+import logging, os, signal, threading, time, safelog
+gate = threading.Event()
+class Gated(logging.Handler):
+    def emit(self, record):
+        gate.wait(10)
+handler = safelog.QueueHandler(Gated(), maxsize=2)
+log = logging.getLogger("g"); log.addHandler(handler); log.propagate = False
+for number in range(3):
+    log.warning("r%d", number)
+forked = []
+def on_alarm(signum, frame):
+    pid = os.fork()
+    if pid == 0:
+        forked.append("child")
+        return
+    forked.append(pid)
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.1)
+threading.Timer(0.5, gate.set).start()  # the parent's writer goes on then
+if {waiting_in!r} == "flush":
+    handler.flush()
+elif {waiting_in!r} == "close":
+    handler.close()
+else:
+    log.warning("waits for room")
+if forked == ["child"]:
+    os._exit(0)  # the child came back from the interrupted call
+pid = forked[0]
+give_up = time.monotonic() + 5
+while not os.waitpid(pid, os.WNOHANG)[0]:
+    if time.monotonic() > give_up:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        report(child="hung")
+        raise SystemExit(0)
+    time.sleep(0.01)
+report(child="returned")
+""",
+        timeout=30,
+    )
+    assert "returned" == found_in(outcome.stdout)["child"]

@@ -6,12 +6,15 @@ registry installs a single ``os.register_at_fork`` hook and, on every fork:
 
 1. before: takes the ``logging`` module lock (as CPython's own hook will), then
    asks each participant, newest first, to reach a quiet state (its lock
-   taken, nothing pending).  All participants share one deadline, so a thread
+   taken, nothing pending); participants registered with ``ahead=True``
+   (queue handlers, whose writer thread calls other handlers) go before all
+   the others.  All participants share one deadline, so a thread
    stuck in a slow write delays a fork by at most the fork timeout, and a
    lock-order cycle between handlers cannot deadlock it;
-2. after, in the parent: each participant, oldest first, releases what it took;
-3. after, in the child: each participant, oldest first, replaces its locks
-   with fresh ones and drops whatever the parent will also write.
+2. after, in the parent: each participant, in the opposite order (oldest
+   first, those ``ahead`` last), releases what it took;
+3. after, in the child: each participant, in that same order, replaces its
+   locks with fresh ones and drops whatever the parent will also write.
 
 Participants are held weakly, so a handler that is garbage collected leaves
 the registry by itself.  Where ``os.register_at_fork`` does not exist
@@ -20,7 +23,9 @@ the registry by itself.  Where ``os.register_at_fork`` does not exist
 A fork made while this thread is already inside these steps (from a signal
 handler that interrupted a fork) is *nested*: its before and parent steps do
 nothing, since the outer fork holds whatever they would take, and its child
-runs every participant's child step, as any child does.
+runs every participant's child step, as any child does; a nested child that
+returns from the signal handler finishes the outer fork (as a parent) with
+the locks balanced.
 """
 
 from __future__ import annotations
@@ -63,7 +68,9 @@ class ForkParticipant(Protocol):
 
 _fork_timeout = DEFAULT_FORK_TIMEOUT
 _order = itertools.count()
-_participants: weakref.WeakValueDictionary[int, ForkParticipant] = (
+# Keyed by (1 for those ahead, else 0; registration order): sorted keys give
+# the after order, reversed the before order.
+_participants: weakref.WeakValueDictionary[tuple[int, int], ForkParticipant] = (
     weakref.WeakValueDictionary()
 )
 # The participants that saw before_fork, kept alive until their after step.
@@ -101,11 +108,20 @@ def set_fork_timeout(seconds: float) -> None:
     _fork_timeout = float(seconds)
 
 
-def register(participant: ForkParticipant) -> None:
+def register(participant: ForkParticipant, *, ahead: bool = False) -> None:
     """Add ``participant`` to the registry, held weakly, after all earlier
-    ones.  Registering the same object twice is harmless but wasteful."""
+    ones.  With ``ahead``, its before step runs before every participant's
+    without ``ahead``, and its after steps after theirs.  Registering the
+    same object twice is harmless but wasteful."""
     with _registry_lock:
-        _participants[next(_order)] = participant
+        _participants[(int(ahead), next(_order))] = participant
+
+
+def _in_after_order() -> list[ForkParticipant]:
+    """Every participant, oldest first and those ahead last: the order of the
+    after steps; the before steps take them the other way round."""
+    keyed = sorted(_participants.items(), key=lambda item: item[0])
+    return [participant for _, participant in keyed]
 
 
 def _run_step(participants: list[ForkParticipant], step: str, *args: float) -> None:
@@ -142,7 +158,7 @@ def _before_fork() -> None:
     if _fork_depth > 1:
         return  # nested: the outer fork holds what the participants would take
     deadline = time.monotonic() + _fork_timeout
-    _forking[:] = _participants.values()
+    _forking[:] = _in_after_order()
     _run_step(_forking[::-1], "before_fork", deadline)
 
 
@@ -157,27 +173,41 @@ def _after_fork_in_parent() -> None:
             _forking.clear()
         _registry_lock.release()
         module_lock = _module_lock()
-        if module_lock is not None:
+        # Not ours to release in a nested child that finishes the outer
+        # fork: logging's own hook may have released it already.
+        if module_lock is not None and _owns(module_lock):
             module_lock.release()
 
 
 def _after_fork_in_child() -> None:
     global _registry_lock, _fork_depth
-    nested = _fork_depth > 1
+    outer_forks = _fork_depth - 1  # more than 0 in a nested fork's child
     _registry_lock = threading.RLock()
-    _fork_depth = 0
     module_lock = _module_lock()
     if module_lock is not None and hasattr(module_lock, "_at_fork_reinit"):
         # logging's own child hook does this too; doing it here keeps us
         # correct whatever the order of the two hooks.
         module_lock._at_fork_reinit()
-    # A nested fork's child may have interrupted the outer before steps
-    # half way: every participant starts afresh, whatever it took.
-    participants = list(_participants.values()) if nested else _forking
+    # A nested child that returns from its signal handler finishes the outer
+    # forks as their parent, and their parent steps release these once each.
+    for _ in range(outer_forks):
+        _registry_lock.acquire()
+        if module_lock is not None:
+            module_lock.acquire()
+    _fork_depth = outer_forks
+    # Every participant starts afresh (a nested fork's child may have
+    # interrupted the outer before steps half way, whatever they took).
+    participants = _forking or _in_after_order()
     try:
         _run_step(participants, "after_fork_in_child")
     finally:
-        _forking.clear()
+        if not outer_forks:  # else the outer fork's parent step needs them
+            _forking.clear()
+
+
+def _owns(lock: object) -> bool:
+    is_owned = getattr(lock, "_is_owned", None)
+    return bool(is_owned()) if callable(is_owned) else True
 
 
 if hasattr(os, "register_at_fork"):

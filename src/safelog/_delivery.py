@@ -9,6 +9,7 @@ is rendered on the caller's side with each target's own formatter
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ __all__ = ["Batch", "Renderings", "flush_targets", "note_record", "render_except
 # How each target's formatter rendered a record's exception: the text, or
 # what formatException raised.
 Renderings = list[tuple[logging.Formatter, Union[str, Exception]]]
+# A record with its renderings (None when it had no exception to render).
+_Pair = tuple[logging.LogRecord, Union[Renderings, None]]
 
 _DEFAULT_FORMATTER = logging.Formatter()
 
@@ -34,7 +37,7 @@ def render_exception(
     assert record.exc_info is not None
     renderings: Renderings = []
     for target in targets:
-        if record.levelno < target.level:
+        if not _meets(record, target.level):
             continue
         formatter = target.formatter or _DEFAULT_FORMATTER
         if any(known is formatter for known, _ in renderings):
@@ -53,15 +56,18 @@ def render_exception(
 class Progress(Protocol):
     """What tells a batch to stop half way."""
 
-    stop_requested: bool  # the writer is asked to stop after its record
     forked_away: bool  # this process is a child of the one that took it
+
+    @property
+    def stop_requested(self) -> bool:
+        """The writer is asked to stop after its record."""
 
 
 class Batch:
-    """Records taken off a queue together, the targets they go to, and how
-    many of them each target has been handed so far."""
+    """Records taken off a queue together, the targets they go to, and, for
+    each target, the records it has not been handed yet."""
 
-    __slots__ = ("handed", "records", "renderings", "targets")
+    __slots__ = ("targets", "unhanded")
 
     def __init__(
         self,
@@ -69,10 +75,12 @@ class Batch:
         renderings: list[Renderings | None],
         targets: tuple[logging.Handler, ...],
     ) -> None:
-        self.records = records
-        self.renderings = renderings
         self.targets = targets
-        self.handed = [0] * len(targets)
+        pairs = list(zip(records, renderings))
+        # Claimed one popleft() at a time: a single call, so a signal handler
+        # or target that re-enters hand_out() on this thread (a flush) and
+        # the call it interrupted never both hand a record.
+        self.unhanded = [collections.deque(pairs) for _ in targets]
 
     def hand_out(
         self, progress: Progress, reported: type[BaseException], *, stoppable: bool
@@ -85,26 +93,24 @@ class Batch:
         turns out to be a forked child of the one that took the batch (a
         target forked): the rest is the parent's.
 
-        Re-entered by a target that flushes or closes the queue handler on
-        the consuming thread: the batch is finished there, and the outer
-        call finds nothing left, since ``handed`` moves before a target runs
-        any code."""
-        records, handed = self.records, self.handed
-        count = len(records)
-        for index, target in enumerate(self.targets):
-            while handed[index] < count:
+        Re-entered by a target or signal handler that flushes or closes the
+        queue handler on the consuming thread: the batch is finished there,
+        and the outer call finds nothing left."""
+        for target, unhanded in zip(self.targets, self.unhanded):
+            while unhanded:
                 if progress.forked_away or (stoppable and progress.stop_requested):
                     return False
-                start = handed[index]
                 if takes_batches(target):
-                    handed[index] = count
-                    eligible = self._prepared(target, start, count, reported)
+                    claimed = _claim_all(unhanded)
+                    eligible = _prepared(target, claimed, reported)
                     if not eligible or write_batch(target, eligible, reported):
                         continue
-                    handed[index] = start  # it took none after all
-                handed[index] = start + 1
-                record = records[start]
-                if self._prepared(target, start, start + 1, reported):
+                    unhanded.extendleft(reversed(claimed))  # it took none after all
+                try:
+                    claimed = [unhanded.popleft()]
+                except IndexError:
+                    break
+                for record in _prepared(target, claimed, reported):
                     try:
                         target.handle(record)
                     except reported:
@@ -113,39 +119,54 @@ class Batch:
                         report_target_error(target, record)
         return True
 
-    def _prepared(
-        self,
-        target: logging.Handler,
-        start: int,
-        end: int,
-        reported: type[BaseException],
-    ) -> list[logging.LogRecord]:
-        """The records ``start:end`` that meet ``target``'s level, each
-        carrying its exception as ``target``'s formatter rendered it (a
-        formatter set since renders it itself).  A record whose rendering
-        failed is reported to ``target`` and left out."""
-        level = target.level
-        formatter = target.formatter or _DEFAULT_FORMATTER
-        eligible = []
-        for record, rendered in zip(
-            self.records[start:end], self.renderings[start:end]
-        ):
-            if record.levelno < level:
+
+def _claim_all(unhanded: collections.deque[_Pair]) -> list[_Pair]:
+    claimed = []
+    with contextlib.suppress(IndexError):
+        while True:
+            claimed.append(unhanded.popleft())
+    return claimed
+
+
+def _prepared(
+    target: logging.Handler, claimed: list[_Pair], reported: type[BaseException]
+) -> list[logging.LogRecord]:
+    """The records of ``claimed`` that meet ``target``'s level, each carrying
+    its exception as ``target``'s formatter rendered it (a formatter set
+    since renders it itself).  A record whose rendering failed is reported
+    to ``target`` and left out."""
+    level = target.level
+    formatter = target.formatter or _DEFAULT_FORMATTER
+    eligible = []
+    for record, rendered in claimed:
+        if not _meets(record, level):
+            continue
+        if rendered is not None:
+            text: str | Exception | None = None
+            for known, found in rendered:
+                if known is formatter:
+                    text = found
+            if isinstance(text, Exception):
+                try:
+                    raise text
+                except reported:
+                    report_target_error(target, record)
                 continue
-            if rendered is not None:
-                text: str | Exception | None = None
-                for known, found in rendered:
-                    if known is formatter:
-                        text = found
-                if isinstance(text, Exception):
-                    try:
-                        raise text
-                    except reported:
-                        report_target_error(target, record)
-                    continue
-                record.exc_text = text
-            eligible.append(record)
-        return eligible
+            record.exc_text = text
+        eligible.append(record)
+    return eligible
+
+
+def _meets(record: logging.LogRecord, level: int) -> bool:
+    """Whether ``record`` passes a target's level, as ``Logger.callHandlers``
+    checks it.  A record made by hand with no comparable level passes: the
+    target's own ``handle()`` takes it, as when called directly."""
+    if not level:
+        return True
+    try:
+        return bool(record.levelno >= level)
+    except TypeError:
+        return True
 
 
 def flush_targets(

@@ -2,21 +2,26 @@
 consumer that hands its records to the target handlers.
 
 The one rule: at any moment at most one thread *consumes* the queue (takes
-records off it and hands them to the targets), the thread that holds the
-queue's ``consumer`` lock:
+records off it and hands them to the targets): the thread that holds the
+queue's ``consumer`` lock.  That is
 
 * the writer thread, for as long as it runs (started on the first record);
 * the thread running ``os.fork()``, for the length of the fork;
-* a thread in ``flush()`` or ``close()``, or running the exit hook;
-* in *inline* mode, the logging thread, for its own record.
+* a thread in ``close()``, or running the exit hook;
+* in *inline* mode, a logging thread, for its own record and any queued
+  before it; also a ``flush()`` when no writer runs.
 
-Everyone else only puts (a ``"drop_old"`` caller may also discard the oldest
-record of a full queue; it never delivers one).  A thread that holds the
-consumer lock never waits for it: a record it logs meanwhile (from a target,
-or a signal handler) is put, and taken by that same thread before it lets go.
-Whoever takes the lock from a running writer asks the writer to stop after
-the record in its hands; records taken off the queue and not yet handed to
-every target (the batch in hand) stay for the next consumer.
+The lock is re-entrant, so that holding it *is* being the consumer: a thread
+asks ``consumer._is_owned()`` and there is no moment when it holds the lock
+without knowing it.  Everyone else only puts (a ``"drop_old"`` caller may also
+discard the oldest record of a full queue; it never hands one to a target).
+Nothing waits for itself: a record logged on the consuming thread (a target
+that logs, a signal handler) is put and taken by that thread before it lets
+go, and a wait for the writer gives up, or does the work, where the writer
+could be the waiting thread's own to start.  A thread taking the lock over
+from the writer is counted in ``takers``; while any is, the writer stops
+after the record in its hands, and records taken off the queue and not yet
+handed to every target (the batch in hand) stay for the next consumer.
 
 Inline mode: after ``close()``, once the exit hook ran, when no thread can be
 started, and in a forked child, each caller puts its record and consumes it
@@ -69,10 +74,10 @@ _BLOCK_POLL_MAX = 0.001
 # as consumer, then leaves its record to that thread: a target that logs
 # while holding a lock the consumer needs must not wait for ever.
 _INLINE_WAIT = 5.0
-# A thread taking over from the writer asks it again this often.
-_TAKEOVER_POLL = 0.05
-# A flush() looks this often whether a writer must be started to answer it.
-_BARRIER_POLL = 0.05
+# Waits for the consumer lock or a flush look this often whether the process
+# is still the one they began in (a signal handler may fork meanwhile) and
+# whether a writer must be started.
+_POLL = 0.05
 # The consumer takes at most this many records off the queue at a time.
 _BATCH_MAX = 256
 # While the writer is behind by fewer records than this, callers are logging
@@ -92,18 +97,36 @@ _IMMUTABLE_ARGUMENTS = frozenset({str, int, float, bool, type(None)})
 # rendered for each target (None when it has none to render).
 _Captured = tuple[type, dict[str, Any], Union[Renderings, None]]
 
-# Queue item that only wakes the writer, to see that it is asked to stop.
+# Queue item that only wakes the writer, to see that it is to stop.
 _WAKE = object()
 
 
 class _Barrier:
-    """Queue item put by flush(): ``done`` is set once every record queued
-    before it is handled and the targets are flushed."""
+    """Queue item put by flush(): answered once every record queued before
+    it is handled and the targets are flushed.
 
-    __slots__ = ("done",)
+    A lock taken at birth and released by the answer: releasing never waits
+    (setting a ``threading.Event`` takes a lock its waiter holds for a
+    moment, which a signal handler that flushes again can keep from the
+    consumer for ever), and a timed wait on it still ends in a child forked
+    by a signal handler in the middle of it."""
+
+    __slots__ = ("_pending",)
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self._pending = threading.Lock()
+        self._pending.acquire()
+
+    def answer(self) -> None:
+        self._pending.release()
+
+    @property
+    def answered(self) -> bool:
+        return not self._pending.locked()
+
+    def wait(self, timeout: float) -> None:
+        if self._pending.acquire(timeout=timeout):
+            self._pending.release()
 
 
 class _ProcessQueue:
@@ -112,15 +135,21 @@ class _ProcessQueue:
     def __init__(self, *, inline: bool) -> None:
         self.pid = os.getpid()
         self.items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.consumer = threading.Lock()  # held by the one thread that consumes
+        # Held by the one thread that consumes (see the module docstring).
+        self.consumer = threading.RLock()
+        # Held for as long as a writer thread exists: taken by the thread that
+        # starts it, given back by the writer as the last thing it does, and
+        # by a fork for its length, so that no writer starts meanwhile.
+        self.writer_token = threading.Lock()
         self.writer: threading.Thread | None = None
-        self.stop_requested = False  # the writer stops after its record in hand
-        self.paused = False  # a fork is under way: no writer may start
-        self.fork_holds_consumer = False
-        # Set in a forked child on the parent's state it replaced: whoever
-        # was consuming it when a target forked stops there.
-        self.forked_away = False
+        self.last_writer: threading.Thread | None = None  # for a fork to join
+        # One entry per thread taking the consumer over from the writer.
+        self.takers: collections.deque[None] = collections.deque()
         self.inline = inline  # each caller consumes its own record
+        # Set in a forked child on the parent's state it replaced: whoever
+        # was consuming or waiting on it there stops.
+        self.forked_away = False
+        self.fork_took = (False, False)  # the writer token, the consumer lock
         self.in_hand: Batch | None = None
         # Flush barriers off the queue, every record before them with the
         # consumer: answered once the batch in hand is handed out.  Taken
@@ -129,35 +158,33 @@ class _ProcessQueue:
         self.barriers: collections.deque[_Barrier] = collections.deque()
         # One entry per flush() waiting: the writer does not yield meanwhile.
         self.flushes: collections.deque[None] = collections.deque()
-        # One entry per dropped record: deque.append is atomic for callers;
-        # the consumer counts them into drops_counted, under count_lock.
+        # Records the consuming thread itself put meanwhile (a signal handler,
+        # a target that logs): it takes them before it is done.
+        self.owed: collections.deque[None] = collections.deque()
+        # One entry per dropped record (deque.append is atomic for callers),
+        # moved into drops_counted by the consumer when no reader holds
+        # count_lock; the consumer never waits for it.
         self.drops: collections.deque[None] = collections.deque()
         self.drops_counted = 0
         self.drops_reported = 0
-        self.count_lock = threading.Lock()  # taken by readers and the counter only
+        self.count_lock = threading.RLock()
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether the writer is to stop after the record in its hands."""
+        return bool(self.takers) or self.inline
 
     def pending(self) -> bool:
         """Whether a consumer has work: records, or a flush to answer."""
         return self.in_hand is not None or not self.items.empty() or bool(self.barriers)
 
+    def consumes_here(self) -> bool:
+        """Whether this thread is the consumer."""
+        return bool(self.consumer._is_owned())  # type: ignore[attr-defined]
 
-# The queues whose consumer lock this thread holds (or is taking): such a
-# thread never waits for that consumer, which is itself.
-_holding = threading.local()
-
-
-def _held_here() -> list[_ProcessQueue]:
-    try:
-        held: list[_ProcessQueue] = _holding.queues
-    except AttributeError:
-        held = _holding.queues = []
-    return held
-
-
-def _unhold(state: _ProcessQueue) -> None:
-    held = _held_here()
-    if state in held:  # a forked child dropped its parent's state already
-        held.remove(state)
+    def writer_running(self) -> bool:
+        writer = self.writer
+        return writer is not None and writer.is_alive()
 
 
 # Every live QueueHandler, for safelog.flush() and the exit hooks.
@@ -167,8 +194,8 @@ _live_handlers: weakref.WeakSet[QueueHandler] = weakref.WeakSet()
 class QueueHandler(logging.Handler):
     """Hand records to ``handlers`` on a writer thread; the caller takes no lock.
 
-    ``handlers`` are the targets: a ``logging.Handler``, the name of one (as
-    ``dictConfig`` gives them), or a list of these.  A name is looked up when
+    ``handlers`` are the targets: a ``logging.Handler``, or a list of
+    handlers or handler names (as ``dictConfig`` gives them).  A name is looked up when
     the handler is made and, while no handler has it, on each record; the
     handler found is held.  From ``dictConfig``, a name the configuration
     does not have, or targets that lead back to this handler, raise
@@ -241,10 +268,9 @@ class QueueHandler(logging.Handler):
         self._targets_closed = False
         self._state = _ProcessQueue(inline=False)
         self._targets.bind_existing(self)
-        # Targets bound now are older than this handler, so their fork steps
-        # run after ours (newest first), as they must: see _target_handlers.
-        self._registered_after_targets = self._targets.complete
-        _atfork.register(self)
+        # Ahead: the writer must stop before a fork takes the locks of the
+        # handlers it writes to, whichever were made first.
+        _atfork.register(self, ahead=True)
         _live_handlers.add(self)
 
     # -- public attributes -------------------------------------------------
@@ -268,9 +294,9 @@ class QueueHandler(logging.Handler):
 
     @property
     def targets(self) -> tuple[logging.Handler, ...]:
-        """The target handlers (a name no handler has yet is left out, and
-        one that would lead back to this handler)."""
-        return self._targets.handlers(self)
+        """The target handlers found so far (a name no handler has yet is
+        left out, and one that would lead back to this handler)."""
+        return self._targets.known()
 
     # -- caller side: no lock ----------------------------------------------
 
@@ -318,15 +344,28 @@ class QueueHandler(logging.Handler):
         captured = (record.__class__, copied, renderings)
         state = self._state
         if state.inline:
-            state.items.put(captured)
-            self._consume_here(state)
+            try:
+                self._deliver_here(state, captured)
+            except Exception:  # a log call never raises from the handler
+                self.handleError(record)
             return
         items = state.items
         if items.qsize() >= self._maxsize and not self._make_room(state):
             return
         items.put(captured)
+        # Read after the put: a writer exiting now sees the record (it checks
+        # the queue after it has cleared state.writer).
         if state.writer is None:
             self._start_writer(state)
+
+    def _deliver_here(self, state: _ProcessQueue, captured: _Captured) -> None:
+        """Inline mode: put ``captured`` and consume, unless this thread
+        consumes already (it takes the record before it is done)."""
+        state.items.put(captured)
+        if state.consumes_here():
+            state.owed.append(None)
+            return
+        self._consume_here(state, _INLINE_WAIT)
 
     def _make_room(self, state: _ProcessQueue) -> bool:
         """The queue is full: apply the overflow policy.  Return False to
@@ -345,130 +384,105 @@ class QueueHandler(logging.Handler):
                     # never put back behind newer records.
                     state.barriers.append(oldest)
             return True
-        # "block": never wait for a consumer that cannot run meanwhile.
+        # "block": wait for the writer to make room, but never where it
+        # cannot: this thread consumes, a fork or close is taking over, or
+        # no writer runs yet (this very thread may be starting it).  The
+        # record then goes in over the limit.
         delay = 0.00005
         while state.items.qsize() >= self._maxsize:
-            if state.inline or state in _held_here():
-                return True  # this thread consumes: it takes the record later
-            if state.writer is None:
+            if state.takers or state.inline or state.consumes_here():
+                return True
+            if not state.writer_running():
                 self._start_writer(state)
+                if not state.writer_running():
+                    return True
             time.sleep(delay)
             delay = min(delay * 2, _BLOCK_POLL_MAX)
         return True
 
+    # -- the consumer ------------------------------------------------------
+
     def _start_writer(self, state: _ProcessQueue) -> None:
-        """Start a writer thread for ``state``, unless a consumer exists, a
-        fork or another thread is taking over, or the handler is inline.
-        Where no thread can start (interpreter shutdown), go inline."""
-        if state.paused or state.inline or state.stop_requested:
+        """Start a writer thread unless one exists or is being started, a
+        fork or another thread is taking over, or the handler is inline (then
+        consume here).  Where no thread can start (interpreter shutdown), go
+        inline."""
+        if state.takers or state.forked_away:
             return
-        if not state.consumer.acquire(blocking=False):
-            return  # a writer runs, or is being started, or a fork holds it
-        held = _held_here()
-        held.append(state)  # a signal handler here must not wait for it
+        if not state.writer_token.acquire(blocking=False):
+            return  # a writer exists or is being started, or a fork holds it
         started = False
         try:
-            if state.paused or state.inline or state.stop_requested:
-                return
-            writer = threading.Thread(
-                target=self._write,
-                args=(state,),
-                name=WRITER_THREAD_NAME,
-                daemon=True,
-            )
-            state.writer = writer
-            try:
-                writer.start()  # the writer holds the consumer lock from now
-                started = True
-            except RuntimeError:  # no new thread at interpreter shutdown (3.12+)
-                state.writer = None
-                state.inline = True
+            if not (state.inline or state.takers or state.forked_away):
+                writer = threading.Thread(
+                    target=self._write,
+                    args=(state,),
+                    name=WRITER_THREAD_NAME,
+                    daemon=True,
+                )
+                state.writer = writer
+                try:
+                    writer.start()  # it gives the token back as it ends
+                    started = True
+                except RuntimeError:  # no new thread at shutdown (3.12+)
+                    state.writer = None
+                    state.inline = True
         finally:
-            _unhold(state)
             if not started:
-                state.consumer.release()
-        if state.inline:
-            self._consume_here(state)
+                state.writer_token.release()
+        if state.inline and not started:
+            self._consume_here(state, _INLINE_WAIT)
 
-    def _consume_here(self, state: _ProcessQueue) -> None:
-        """Inline mode: consume until the queue is empty.  Returns at once on
-        a thread that consumes already (it takes what was put before it lets
-        go), and after ``_INLINE_WAIT`` on a thread waiting for another
-        consumer (which takes it)."""
-        if state in _held_here():
-            return
-        # A second round, only if the consumer lock is free at once, for a
-        # record a signal handler put here while this thread let go.  More
-        # would make this caller write for other threads for ever.
-        for wait in (_INLINE_WAIT, 0.0):
-            if not (state.pending() and self._take_consumer(state, wait)):
-                return
+    def _consume_here(self, state: _ProcessQueue, wait: float | None) -> None:
+        """Consume until the queue is empty, unless another thread consumes
+        and keeps the lock longer than ``wait`` seconds (None: no limit):
+        that thread then takes what is queued.  Records this thread's own
+        signal handlers or targets put meanwhile are taken before it
+        returns."""
+        while self._take_consumer(state, wait):
             try:
+                state.owed.clear()
                 self._drain(state, None, report=True)
             finally:
-                self._let_go(state)
-
-    # -- the consumer ------------------------------------------------------
+                state.consumer.release()
+            if not state.owed:
+                return
+            wait = 0.0
 
     def _take_consumer(self, state: _ProcessQueue, timeout: float | None) -> bool:
         """Hold ``state.consumer``, asking a running writer to stop after the
-        record in its hands; give up after ``timeout`` seconds (None: never,
-        0: at once).  Return whether this thread now consumes."""
-        held = _held_here()
-        held.append(state)  # from now a record this thread logs is only put
-        deadline = None if timeout is None else time.monotonic() + timeout
-        asked: threading.Thread | None = None
-        taken = False
+        record in its hands; give up after ``timeout`` seconds (None: never),
+        or when this process turns out to be a forked child of the queue's
+        (a signal handler forked while this thread waited).  Return whether
+        this thread now consumes."""
+        if state.consumer.acquire(blocking=False):
+            return True
+        state.takers.append(None)
+        state.items.put(_WAKE)  # the writer may be waiting for a record
         try:
-            while True:
-                writer = state.writer
-                if writer is not None:
-                    # Asked again each round: a thread that gave up taking
-                    # over meanwhile cleared the request.
-                    state.stop_requested = True
-                    if writer is not asked:
-                        state.items.put(_WAKE)  # it may be waiting for a record
-                        asked = writer
-                wait = _TAKEOVER_POLL
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not state.forked_away:
+                wait = _POLL
                 if deadline is not None:
                     wait = max(0.0, min(wait, deadline - time.monotonic()))
                 if state.consumer.acquire(timeout=wait):
-                    taken = True
-                    state.stop_requested = False
                     return True
                 if deadline is not None and time.monotonic() >= deadline:
-                    return False
+                    break
+            return False
         finally:
-            if not taken:
-                _unhold(state)
-                if asked is not None:
-                    self._cancel_stop(state)
-
-    def _cancel_stop(self, state: _ProcessQueue) -> None:
-        # Gave up taking over: a writer still running carries on; one that
-        # stopped already is replaced if records wait.
-        state.stop_requested = False
-        if state.writer is None and state.pending():
-            self._start_writer(state)
-
-    def _let_go(self, state: _ProcessQueue) -> None:
-        """Release ``state.consumer``; start a writer if records wait."""
-        state.consumer.release()
-        _unhold(state)  # after: a record put meanwhile is seen below
-        if state.pending() and not state.inline:
-            self._start_writer(state)
+            state.takers.pop()
 
     def _write(self, state: _ProcessQueue) -> None:
-        """The writer thread: holds ``state.consumer`` (its starter took it)
-        until it is asked to stop, the handler goes inline, or this process
-        turns out to be a forked child of the one that started it (a target
-        forked on this thread)."""
-        _held_here().append(state)
+        """The writer thread: the consumer until it is asked to stop, the
+        handler goes inline, or this process turns out to be a forked child
+        of the one that started it (a target forked on this thread)."""
+        state.consumer.acquire()
         items = state.items
         half_full = self._maxsize // 2
         short = min(_SHORT_BACKLOG, half_full)
         try:
-            while not (state.stop_requested or state.inline or state.forked_away):
+            while not (state.stop_requested or state.forked_away):
                 batch = state.in_hand
                 if batch is None:
                     first = items.get()
@@ -490,25 +504,20 @@ class QueueHandler(logging.Handler):
             with contextlib.suppress(BaseException):
                 self.handleError(note_record("the writer thread failed"))
         finally:
-            _unhold(state)
-            if not state.forked_away:
-                state.writer = None
-                state.consumer.release()
-                if state.pending() and not state.stop_requested:
-                    self._start_writer(state)  # records came as it went inline
+            if not state.forked_away:  # else this thread is a forked child's
+                self._writer_ends(state)
 
-    def _target_handlers(self) -> tuple[logging.Handler, ...]:
-        """The targets, for the consumer."""
-        targets = self._targets.handlers(self)
-        if not self._registered_after_targets and self._targets.complete:
-            # Targets named and found only now may be newer than this
-            # handler, so their fork steps would run before ours (newest
-            # first) and take their locks while our consumer still needs
-            # them.  Registering again puts our step first; the fork steps
-            # are idempotent.
-            self._registered_after_targets = True
-            _atfork.register(self)
-        return targets
+    def _writer_ends(self, state: _ProcessQueue) -> None:
+        state.consumer.release()
+        state.writer = None
+        state.last_writer = threading.current_thread()
+        state.writer_token.release()
+        # Records put as it stopped: taken now, by whoever should.
+        if state.pending():
+            if state.inline:
+                self._consume_here(state, _INLINE_WAIT)
+            elif not state.takers:
+                self._start_writer(state)
 
     def _take_batch(
         self, state: _ProcessQueue, first: Any, most: int
@@ -540,7 +549,7 @@ class QueueHandler(logging.Handler):
             taken += 1
         if not records:
             return None, taken
-        state.in_hand = Batch(records, renderings, self._target_handlers())
+        state.in_hand = Batch(records, renderings, self._targets.handlers(self))
         return state.in_hand, taken
 
     def _drain(self, state: _ProcessQueue, limit: int | None, *, report: bool) -> None:
@@ -586,10 +595,10 @@ class QueueHandler(logging.Handler):
         try:
             if state.drops:
                 self._report_drops(state, reported)
-            flush_targets(self._target_handlers(), reported)
+            flush_targets(self._targets.handlers(self), reported)
         finally:
             for barrier in answered:
-                barrier.done.set()
+                barrier.answer()
 
     def _hand_out(
         self,
@@ -611,20 +620,23 @@ class QueueHandler(logging.Handler):
         self, state: _ProcessQueue, reported: type[BaseException]
     ) -> None:
         """Send the targets one warning record for the drops not reported."""
-        with state.count_lock:
-            counted = len(state.drops)
-            for _ in range(counted):
-                state.drops.popleft()
-            state.drops_counted += counted
-            count = state.drops_counted - state.drops_reported
-            state.drops_reported = state.drops_counted
+        if state.count_lock.acquire(blocking=False):  # never wait for a reader
+            try:
+                moved = len(state.drops)
+                for _ in range(moved):
+                    state.drops.popleft()
+                state.drops_counted += moved
+            finally:
+                state.count_lock.release()
+        total = state.drops_counted + len(state.drops)
+        count, state.drops_reported = total - state.drops_reported, total
         if count:
             warning = note_record(
                 f"safelog.QueueHandler dropped {count} record(s): queue full "
                 f"(maxsize={self._maxsize}, overflow={self._overflow!r})",
                 logging.WARNING,
             )
-            batch = Batch([warning], [None], self._target_handlers())
+            batch = Batch([warning], [None], self._targets.handlers(self))
             self._hand_out(state, batch, reported, stoppable=False)
 
     def _current_state(self) -> _ProcessQueue:
@@ -641,36 +653,33 @@ class QueueHandler(logging.Handler):
         dropped by the overflow policy, and that reported), and the targets
         are flushed.
 
-        Safe from any thread, from a target or a signal handler (on the
-        thread that consumes it writes the records itself) and after
-        :meth:`close`.  The records are written by the writer thread, or
-        in inline mode by the caller; it waits as long as the targets
-        take."""
+        Safe from any thread, and from a target or a signal handler on the
+        consuming thread (it writes the records itself there), also after
+        :meth:`close`.  The records are written by the writer thread; when
+        none runs, or in inline mode, by the calling thread.  It waits as
+        long as the targets take."""
         state = self._current_state()
-        if state in _held_here():
+        if state.consumes_here():
             self._drain(state, state.items.qsize(), report=True)
-            flush_targets(self._target_handlers(), _reported_here(state))
-            return
-        idle = not state.inline and state.writer is None and not state.pending()
-        if idle and self._take_consumer(state, 0):
-            # Nothing queued and no writer: no thread to start for this.
-            try:
-                self._drain(state, None, report=True)
-                flush_targets(self._target_handlers(), Exception)
-            finally:
-                self._let_go(state)
+            flush_targets(self._targets.handlers(self), _reported_here(state))
             return
         barrier = _Barrier()
         state.flushes.append(None)
         state.items.put(barrier)
         try:
-            while True:
-                if state.inline:
-                    self._consume_here(state)
-                elif state.writer is None:  # none yet, or stopped for a fork
-                    self._start_writer(state)
-                if barrier.done.wait(_BARRIER_POLL):
-                    return
+            while not barrier.answered and not state.forked_away:
+                if not state.writer_running():
+                    # No writer to answer it (or one this very thread was
+                    # starting when a signal handler flushed): answer it here.
+                    if state.consumer.acquire(blocking=False):
+                        try:
+                            self._drain(state, None, report=True)
+                        finally:
+                            state.consumer.release()
+                        continue
+                    if not state.inline:
+                        self._start_writer(state)
+                barrier.wait(_POLL)
         finally:
             state.flushes.pop()
 
@@ -683,68 +692,63 @@ class QueueHandler(logging.Handler):
         state = self._current_state()
         self._closed = True
         state.inline = True
-        on_consumer = state in _held_here()
-        if on_consumer:
-            self._drain(state, None, report=True)
-        else:
-            self._take_consumer(state, None)
-        try:
-            if not on_consumer:
-                self._drain(state, None, report=True)
-            if not self._targets_closed:
-                self._targets_closed = True
-                for target in self._targets.handlers(self):
-                    try:
-                        target.close()
-                    except Exception:
-                        report_target_error(target, note_record("(close)"))
-        finally:
-            if not on_consumer:
-                self._let_go(state)
+        self._consume_here(state, None)
+        if not self._targets_closed and not state.forked_away:
+            self._targets_closed = True
+            for target in self._targets.handlers(self):
+                try:
+                    target.close()
+                except Exception:
+                    report_target_error(target, note_record("(close)"))
         _live_handlers.discard(self)
         super().close()
 
     def _retire_for_exit(self) -> None:
-        """Exit hook: write what is queued, stop the writer; from now on each
-        record is delivered on the thread that logs it."""
+        """Exit hook: stop the writer and write what is queued; from now on
+        each record is delivered on the thread that logs it."""
         state = self._current_state()
         state.inline = True
-        self._consume_here(state)
+        self._consume_here(state, _INLINE_WAIT)
 
     # -- fork (the at-fork registry's protocol) ----------------------------
 
     def before_fork(self, deadline: float) -> None:
-        """Take the consumer lock before ``deadline``: the writer stops after
-        the record in its hands and its thread ends; no writer starts until
-        after the fork.  Nothing to do on a thread that consumes already (a
-        target forking on the writer)."""
+        """Before ``deadline``: let the writer stop after the record in its
+        hands and its thread end, and take the writer token (no writer
+        starts until after the fork) and the consumer lock.  Nothing to do
+        on a thread that consumes already (a target forking)."""
         state = self._state
-        if state in _held_here():
-            return  # consuming here, or registered twice and done already
-        state.paused = True
-        writer = state.writer
-        if self._take_consumer(state, max(0.0, deadline - time.monotonic())):
-            state.fork_holds_consumer = True
-            if writer is not None:
-                writer.join(max(0.0, deadline - time.monotonic()))
-                _wait_os_thread_gone(writer, deadline)
+        if state.consumes_here():
+            return
+        state.takers.append(None)
+        state.items.put(_WAKE)  # the writer may be waiting for a record
+        try:
+            token = state.writer_token.acquire(timeout=_left(deadline))
+            consumer = token and state.consumer.acquire(timeout=_left(deadline))
+            state.fork_took = (token, consumer)
+        finally:
+            state.takers.pop()
+        ended = state.last_writer
+        if token and ended is not None:
+            ended.join(_left(deadline))
+            _wait_os_thread_gone(ended, deadline)
 
     def after_fork_in_parent(self) -> None:
-        """Let go of the consumer lock; a writer starts if records wait."""
+        """Give back what the fork took; a writer starts if records wait."""
         state = self._state
-        state.paused = False
-        if state.fork_holds_consumer:
-            state.fork_holds_consumer = False
-            self._let_go(state)
-        elif state.writer is None and state.pending():
+        token, consumer = state.fork_took
+        state.fork_took = (False, False)
+        if consumer:
+            state.consumer.release()
+        if token:
+            state.writer_token.release()
+        if state.pending() and not state.inline:
             self._start_writer(state)
 
     def after_fork_in_child(self) -> None:
         """Start afresh, inline: an empty queue, no writer, no drops counted.
         The parent writes what it had queued."""
-        old = self._state
-        old.forked_away = True
-        _unhold(old)
+        self._state.forked_away = True
         self._state = _ProcessQueue(inline=True)
 
     def __repr__(self) -> str:
@@ -767,15 +771,23 @@ def flush() -> None:
 
 
 def _target_specs(handlers: Target | Iterable[Target]) -> tuple[Target, ...]:
-    """``handlers`` as a tuple of targets: one handler or name is one target."""
-    if isinstance(handlers, (logging.Handler, str)):
+    """``handlers`` as a tuple of targets: one handler is one target; a
+    single name is refused, since a string is also an iterable of names."""
+    if isinstance(handlers, logging.Handler):
         return (handlers,)
+    if isinstance(handlers, str):
+        # Not taken as one name: from dictConfig a bare string arrives with
+        # nothing of the configuration it names a handler of.
+        raise TypeError(
+            f"handlers must be a list of handlers or handler names, got the "
+            f"string {handlers!r} (for one target, write [{handlers!r}])"
+        )
     try:
         specs = tuple(handlers)
     except TypeError:
         raise TypeError(
-            f"handlers must be a logging.Handler, a handler name, or a list of "
-            f"them, got {handlers!r}"
+            f"handlers must be a logging.Handler, or a list of handlers or "
+            f"handler names, got {handlers!r}"
         ) from None
     if not specs:
         raise ValueError("handlers must hold at least one handler or name")
@@ -794,6 +806,10 @@ def _reported_here(state: _ProcessQueue) -> type[BaseException]:
     ``KeyboardInterrupt`` or ``SystemExit`` propagates, as from a direct
     handler)."""
     return BaseException if state.writer is threading.current_thread() else Exception
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def _wait_os_thread_gone(writer: threading.Thread, deadline: float) -> None:
