@@ -584,9 +584,10 @@ os.write(1, b"%d\n" % seq)
 
 
 def test_timed_processes_share_one_schedule(tmp_path: Path) -> None:
-    """A process started later, whose own schedule would be a second behind,
-    rolls over at the time the first process set, after that process and its
-    forked child went quiet; nothing lost or doubled; about 5 s."""
+    """A process started a second later, whose own schedule would be a
+    second behind (within the 2 s interval), rolls over at the time the
+    first process set, after that process and its forked child went quiet;
+    nothing lost or doubled; about 5 s."""
     script = tmp_path / "timed_writer.py"
     script.write_text(TIMED_WRITER)
     logs = tmp_path / "logs"
@@ -617,12 +618,26 @@ def test_timed_processes_share_one_schedule(tmp_path: Path) -> None:
         timeout=60,
     )
     logged = sum(int(count) for count in outcome.stdout.split())
+    starts, seen, late, first_created = read_timed_backups(logs)
+    # The first interval starts when the first process created its handler.
+    assert [first_created, first_created + 2] == starts
+    assert [] == late  # no record written after its file's interval
+    assert {} == {record: times for record, times in seen.items() if times > 1}
+    assert logged == len(seen)
+
+
+def read_timed_backups(
+    logs: Path,
+) -> tuple[list[int], Counter[str], list[tuple[str, str]], int | None]:
+    """The start of each backup's interval (from its name), how often each
+    record was written, records written after their file's interval, and
+    when the first record was created."""
     backups = sorted(
         path for path in logs.glob("app.log.*") if not path.name.endswith(".lock")
     )
     seen: Counter[str] = Counter()
     first_created = None
-    starts = []
+    starts: list[int] = []
     late = []
     for path in [*backups, logs / "app.log"]:
         if path.name != "app.log":
@@ -635,11 +650,93 @@ def test_timed_processes_share_one_schedule(tmp_path: Path) -> None:
                 first_created = int(float(created))
             if path.name != "app.log" and int(float(created)) >= starts[-1] + 2:
                 late.append((path.name, line))
-    # The first interval starts when the first process created its handler.
-    assert [first_created, first_created + 2] == starts
-    assert [] == late  # no record written after its file's interval
-    assert {} == {record: times for record, times in seen.items() if times > 1}
-    assert logged == len(seen)
+    return starts, seen, late, first_created
+
+
+@pytest.mark.parametrize("stored", ["later", "earlier"])
+def test_timed_first_rollover_follows_the_modification_time(
+    tmp_path: Path, stored: str
+) -> None:
+    """A handler made on an existing file rolls over first when the standard
+    handler would (from the file's modification time), whatever schedule an
+    earlier run stored for that file: not later (a restart past the due
+    time rolls over at its first record), not earlier (a file touched since
+    is not due just because the old schedule is); about 2 s."""
+    results = {}
+    for cls in (
+        logging.handlers.TimedRotatingFileHandler,
+        safelog.TimedRotatingFileHandler,
+    ):
+        directory = tmp_path / f"{cls.__module__}"
+        directory.mkdir()
+        path = directory / "app.log"
+        when = "H" if stored == "later" else "S"
+        earlier = safelog.TimedRotatingFileHandler(path, when=when, interval=2)
+        earlier.emit(logging.makeLogRecord({"msg": "earlier run"}))  # stores it
+        earlier.close()
+        if stored == "later":
+            # The earlier run's schedule is due in two hours; the file was
+            # last written three hours ago: a restart past the due time.
+            old = time.time() - 3 * 3600
+            os.utime(path, (old, old))
+        else:
+            # The earlier run's schedule (2 s) passes, then the file is
+            # written to: the standard rule counts from now.
+            time.sleep(2.2)
+            os.utime(path)
+        handler = cls(path, when=when, interval=2)
+        handler.emit(logging.makeLogRecord({"msg": "after restart"}))
+        handler.close()
+        files = [p.name for p in directory.iterdir() if not p.name.endswith(".lock")]
+        results[cls.__module__] = (len(files), path.read_text().splitlines())
+    expected_files = 2 if stored == "later" else 1
+    assert expected_files == results["logging.handlers"][0]
+    assert results["logging.handlers"] == results["safelog._rotating"]
+
+
+def test_should_rollover_with_max_bytes_zero_leaves_the_record_alone(
+    tmp_path: Path,
+) -> None:
+    """RotatingFileHandler(maxBytes=0).shouldRollover() is False without
+    formatting the record (it need not even be a LogRecord), as the standard
+    handler's."""
+    for cls in (logging.handlers.RotatingFileHandler, safelog.RotatingFileHandler):
+        handler = cls(tmp_path / f"{cls.__module__}.log", maxBytes=0)
+        assert handler.shouldRollover(object()) is False  # type: ignore[arg-type]
+        handler.close()
+
+
+@pytest.mark.parametrize(
+    "base", [safelog.RotatingFileHandler, safelog.TimedRotatingFileHandler]
+)
+def test_subclass_should_rollover_and_do_rollover_are_asked(
+    tmp_path: Path, base: type[logging.Handler]
+) -> None:
+    """A subclass's shouldRollover() decides, and its doRollover() rolls
+    over, as with the standard classes, under the shared lock."""
+    calls: list[str] = []
+
+    class Every3(base):  # type: ignore[valid-type,misc]
+        def shouldRollover(self, record: logging.LogRecord) -> bool:
+            calls.append("should")
+            return record.getMessage().endswith("3")
+
+        def doRollover(self) -> None:
+            calls.append("do")
+            super().doRollover()
+
+    path = tmp_path / "app.log"
+    handler = Every3(path, backupCount=5)
+    for number in range(1, 7):
+        handler.emit(logging.makeLogRecord({"msg": f"record {number}"}))
+    handler.close()
+    assert 6 == calls.count("should")
+    assert 1 == calls.count("do")
+    backups = sorted(p for p in tmp_path.iterdir() if p.name.startswith("app.log."))
+    backups = [p for p in backups if not p.name.endswith(".lock")]
+    assert 1 == len(backups)
+    assert ["record 1", "record 2"] == backups[0].read_text().splitlines()
+    assert [f"record {n}" for n in range(3, 7)] == path.read_text().splitlines()
 
 
 # -- doRollover() from another thread ---------------------------------------------

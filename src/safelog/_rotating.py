@@ -183,14 +183,20 @@ class _SharedRotation(FileHandler):
         class).  Never raises: errors go to ``handleError``, as in the
         standard handlers."""
         try:
-            self._emit_text(self.format(record))
+            self._emit_text(record, self.format(record))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
 
-    def _emit_text(self, text: str) -> None:
+    def _emit_text(self, record: logging.LogRecord, text: str) -> None:
         raise NotImplementedError
+
+    def _rule_overridden(self, base: type) -> bool:
+        """Whether a subclass decides when to roll over (its own
+        ``shouldRollover``), which ``emit`` then asks, as the standard one
+        does."""
+        return type(self).shouldRollover is not base.shouldRollover  # type: ignore[attr-defined]
 
     def doRollover(self) -> None:
         """Roll over now, as the standard handler does, under the handler
@@ -288,14 +294,18 @@ class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler)
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
         """Whether writing ``record`` now to this process's file would roll
-        it over (a snapshot: ``emit`` decides again under the lock)."""
-        if self.stream is None:
+        it over (a snapshot: ``emit`` decides again under the lock).  With
+        ``maxBytes`` 0 it is False, and the record is not formatted."""
+        if self.stream is None:  # opened, as the standard handler does
             self.stream = self._open()
+        if self.maxBytes <= 0:
+            return False
         status = os.fstat(self.stream.fileno())
         return self._rollover_due(status, len(self.format(record)) + 1)
 
-    def _emit_text(self, text: str) -> None:
-        if self.maxBytes <= 0:
+    def _emit_text(self, record: logging.LogRecord, text: str) -> None:
+        subclass_decides = self._rule_overridden(RotatingFileHandler)
+        if self.maxBytes <= 0 and not subclass_decides:
             self._write(text)
             return
         lock = self._file_lock
@@ -303,7 +313,12 @@ class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler)
         # room for their record could otherwise push the file past maxBytes.
         lock.acquire(exclusive=True)
         try:
-            if self._rollover_due(self._follow_path(), len(text) + 1):
+            status = self._follow_path()
+            if (
+                self.shouldRollover(record)
+                if subclass_decides
+                else self._rollover_due(status, len(text) + 1)
+            ):
                 self.doRollover()
                 self._follow_path()  # opens the new file, even with delay
             self._write(text)
@@ -319,15 +334,18 @@ class TimedRotatingFileHandler(
 
     Same signature, backup names, ``namer``/``rotator`` hooks, deletion of old
     backups and output bytes as the standard handler; one process alone rolls
-    over at the standard handler's times.  Across processes the schedule is
-    shared: the process that rolls over stores the next rollover time in the
-    lock file, with the identity of the new file, and every process that
-    opens that file adopts it, so the first process to log at or after the
-    due time rolls over, exactly once, and the others reopen.  A file that no
-    safelog process has a schedule for gets the standard one (from the file's
-    modification time, or the creation time of the handler for the first
-    file it opens), stored for the others.  A schedule stored by an earlier
-    run stays valid while its file is the current one.
+    over at the standard handler's times.  The first rollover of the file a
+    handler finds when it is made follows the standard rule, from that
+    file's modification time; a schedule stored for that file by another
+    process refines it (one time for all) only when it is within one
+    interval of it, never when it would contradict it (a schedule an earlier
+    run left).  Across processes the schedule is shared: the process that
+    rolls over stores the next rollover time in the lock file, with the
+    identity of the new file, and every process that opens that file adopts
+    it, so the first process to log at or after the due time rolls over,
+    exactly once, and the others reopen.  A file that no safelog process has
+    a schedule for (re-created after a move) gets the standard one, from its
+    modification time, stored for the others.
 
     Each record is written under a shared ``flock`` (writers never wait for
     each other, only for a rollover), after checking that the file at the
@@ -365,6 +383,11 @@ class TimedRotatingFileHandler(
         # The file whose schedule self.rolloverAt is, agreed with the others.
         self._schedule_of: tuple[int, int] | None = None
         self._schedule_from_init = True
+        # The file the standard rule above took its modification time from.
+        self._init_file: tuple[int, int] | None = None
+        with contextlib.suppress(OSError):
+            found = os.stat(self.baseFilename)
+            self._init_file = (found.st_dev, found.st_ino)
         self._share_with_other_processes()
 
     def _schedule_key(self) -> str:
@@ -374,7 +397,14 @@ class TimedRotatingFileHandler(
 
     def _adopt_schedule(self) -> bool:
         """Adopt the stored schedule if it is for the open file; under the
-        lock (shared is enough)."""
+        lock (shared is enough).
+
+        For the file this handler found when it was made, only a schedule
+        within one interval of the standard rule's time is adopted: that is
+        another process, started a little earlier, refining it to one time
+        for all.  One further off (left by an earlier run, the file touched
+        since) would contradict the standard rule: a restart past the due
+        time would not roll over, or a fresh file would roll over early."""
         if fcntl is None:
             self._schedule_of = self._open_file
             return True
@@ -382,8 +412,12 @@ class TimedRotatingFileHandler(
         if len(fields) == 4 and fields[3] == self._schedule_key():
             with contextlib.suppress(ValueError):
                 noted_file = (int(fields[0]), int(fields[1]))
-                if noted_file == self._open_file:
-                    self.rolloverAt = int(fields[2])
+                noted = int(fields[2])
+                if noted_file == self._open_file and (
+                    noted_file != self._init_file
+                    or abs(noted - self.rolloverAt) < self.interval
+                ):
+                    self.rolloverAt = noted
                     self._schedule_of = noted_file
                     return True
         return False
@@ -408,19 +442,25 @@ class TimedRotatingFileHandler(
             self.rolloverAt = self.computeRollover(int(status.st_mtime))
         self._store_schedule()
 
-    def _emit_text(self, text: str) -> None:
+    def _emit_text(self, record: logging.LogRecord, text: str) -> None:
+        subclass_decides = self._rule_overridden(TimedRotatingFileHandler)
         lock = self._file_lock
         lock.acquire(exclusive=False)
         try:
             status = self._follow_path()
             agreed = self._schedule_of == self._open_file or self._adopt_schedule()
-            if not agreed or int(time.time()) >= self.rolloverAt:
+            if not agreed or subclass_decides or int(time.time()) >= self.rolloverAt:
                 # flock converts by unlocking first: look again.
                 lock.acquire(exclusive=True)
                 status = self._follow_path()
                 self._settle_schedule(status)
                 now = int(time.time())
-                if now >= self.rolloverAt:
+                due = (
+                    self.shouldRollover(record)
+                    if subclass_decides
+                    else now >= self.rolloverAt
+                )
+                if due:
                     if _is_regular(status):
                         self.doRollover()
                         self._follow_path()
