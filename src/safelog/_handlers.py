@@ -64,11 +64,11 @@ class _ForkSafeHandler(logging.Handler):
     # the child, closing the descriptor the child now writes to, flushing the
     # parent's pending bytes and taking an io lock a vanished thread may hold.
     _inherited_stream: object = None
-    # The thread inside emit() now, and the records that thread logged
-    # meanwhile through this handler (from a signal handler, a formatter or
-    # a filter that logs): only that thread appends, the handler lock keeps
-    # the others out.
-    _emitting: int | None = None
+    # Whether the thread holding the handler lock is inside emit() now, and
+    # the records that thread logged meanwhile through this handler (from a
+    # signal handler, a formatter or a filter that logs): only that thread
+    # appends, the handler lock keeps the others out.
+    _emitting = False
     _reentrant: collections.deque[logging.LogRecord]
 
     def _register_for_fork(self) -> None:
@@ -88,42 +88,55 @@ class _ForkSafeHandler(logging.Handler):
         passed = self.filter(record)
         if isinstance(passed, logging.LogRecord):  # 3.12+: a replacement
             record = passed
-        if passed:
-            if self._emitting == threading.get_ident():
-                self._reentrant.append(record)
-            else:
-                self._emit_and_catch_up(self.emit, record)
+        if not passed:
+            return passed
+        lock = cast(Any, self.lock)  # an RLock: its owner is the emitting thread
+        if self._emitting and lock._is_owned():
+            self._reentrant.append(record)
+            return passed
+        lock.acquire()
+        try:
+            self._emitting = True
+            try:
+                self.emit(record)
+            finally:
+                self._emitting = False
+            if self._reentrant:
+                self._catch_up()
+        finally:
+            lock.release()
         return passed
 
     def _emit_and_catch_up(self, write: Callable[[Any], None], records: Any) -> None:
-        """``write(records)`` under the handler lock as the emitting thread,
-        then the records logged re-entrantly meanwhile, one ``emit()`` each."""
-        me = threading.get_ident()
-        self.acquire()
+        """``write(records)`` as ``handle()`` calls ``emit()``: under the
+        handler lock, marked as emitting, then the records logged
+        re-entrantly meanwhile."""
+        lock = cast(Any, self.lock)
+        lock.acquire()
         try:
-            while True:
-                self._emitting = me
-                try:
-                    write(records)
-                    self._catch_up()
-                finally:
-                    self._emitting = None
-                # A signal handler that ran after the last look, before the
-                # line above, left its record: take it too.  From here on a
-                # signal handler writes its own, between two records.
-                if not self._reentrant:
-                    break
-                write = self.emit
-                records = self._reentrant.popleft()
+            self._emitting = True
+            try:
+                write(records)
+            finally:
+                self._emitting = False
+            if self._reentrant:
+                self._catch_up()
         finally:
-            self.release()
+            lock.release()
 
     def _catch_up(self) -> None:
+        """With the lock held and no record in progress: write the records
+        logged re-entrantly, each marked as emitting, those they log in turn
+        too, up to _REENTRANT_MAX."""
         reentrant = self._reentrant
         for _ in range(_REENTRANT_MAX):
             if not reentrant:
                 return
-            self.emit(reentrant.popleft())
+            self._emitting = True
+            try:
+                self.emit(reentrant.popleft())
+            finally:
+                self._emitting = False
         while reentrant:  # records that log records that log...: give up
             record = reentrant.popleft()
             try:
@@ -155,7 +168,7 @@ class _ForkSafeHandler(logging.Handler):
         self.lock = threading.RLock()
         self._lock_held_for_fork = False
         # The parent writes what its threads logged re-entrantly.
-        self._emitting = None
+        self._emitting = False
         self._reentrant = collections.deque()
         self._start_afresh_in_child()
 
@@ -321,6 +334,19 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
         super().__init__(filename, mode, encoding, delay, errors)
         self._register_for_fork()
 
+    def flush(self) -> None:
+        """As ``logging.StreamHandler.flush``.  A file's stream holds nothing
+        to flush (each record reached the kernel whole), unless a full disk
+        left a record half written: only then is the lock taken."""
+        stream: object = self.stream
+        if (
+            type(stream) is DescriptorStream
+            and not stream._unwritten
+            and not stream.closed
+        ):
+            return
+        super().flush()
+
     def _start_afresh_in_child(self) -> None:
         if isinstance(self.stream, DescriptorStream):
             self.stream.forget_unwritten()  # the parent finishes its record
@@ -410,6 +436,11 @@ def write_batch(
     return True
 
 
+# The flush() of the standard stream handler, and FileHandler's, which only
+# skips a lock where there is nothing to flush.
+_STANDARD_FLUSHES = (logging.StreamHandler.flush, FileHandler.flush)
+
+
 def takes_batches(handler: logging.Handler) -> bool:
     """Whether :func:`write_batch` would take records for ``handler`` now."""
     cls = type(handler)
@@ -418,7 +449,7 @@ def takes_batches(handler: logging.Handler) -> bool:
         standard_emit is not None
         and cls.emit is standard_emit  # not a subclass's own emit()
         and cls.handle is _ForkSafeHandler.handle
-        and cls.flush is logging.StreamHandler.flush
+        and cls.flush in _STANDARD_FLUSHES
         and type(getattr(handler, "stream", None)) is DescriptorStream
     )
 

@@ -146,10 +146,16 @@ class DescriptorStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         """Encode ``text`` and write it whole; return ``len(text)``."""
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        data = self._encode(text)  # checks that the stream is open
-        self._write_encoded(data)
+        data = self._encode(text)  # checks that the stream is open, and text
+        written = -1
+        if not self._unwritten:  # the usual case, inline: all of it at once
+            try:
+                written = os.write(self._fd, data)
+            except OSError:
+                written = -1  # nothing went out: the careful way tries again
+            if written == len(data):
+                return len(text)
+        self._write_encoded(data, written=written)
         return len(text)
 
     def _encode(self, text: str) -> bytes:
@@ -162,11 +168,18 @@ class DescriptorStream(io.TextIOBase):
         self._check_open()
         if not self._writable:
             raise io.UnsupportedOperation("not writable")
-        if self._translate_newlines:
-            text = text.replace("\n", os.linesep)
-        if self._joins_encodings:  # no state to keep: the faster str.encode
-            return text.encode(self._encoding, self._errors)
-        return self._encoder.encode(text)
+        try:
+            if self._translate_newlines:
+                text = text.replace("\n", os.linesep)
+            if self._joins_encodings:  # no state to keep: the faster str.encode
+                return text.encode(self._encoding, self._errors)
+            return self._encoder.encode(text)
+        except (AttributeError, TypeError):
+            if isinstance(text, str):
+                raise
+            raise TypeError(
+                f"write() argument must be str, not {type(text).__name__}"
+            ) from None
 
     def _encode_joined(self, texts: list[str]) -> bytes | None:
         """``b"".join(self._encode(text) for text in texts)``, encoded in one
@@ -182,41 +195,57 @@ class DescriptorStream(io.TextIOBase):
             return None
 
     def _write_encoded(
-        self, data: bytes, record_ends: Callable[[], list[int]] | None = None
+        self,
+        data: bytes,
+        record_ends: Callable[[], list[int]] | None = None,
+        *,
+        written: int = -1,
     ) -> None:
-        """Write ``data`` (from :meth:`_encode`, one record or several
-        joined) whole, in one ``os.write`` unless the kernel takes less.
+        """Write ``data`` (from :meth:`_encode`, which checked that the
+        stream is open; one record or several joined) whole, in one
+        ``os.write`` unless the kernel takes less.
 
         When the write fails part way, the error is raised with the number
         of bytes of ``data`` written in ``error.safelog_written``, and the
         rest of the record it stopped in is kept for the next write (see
         the class).  ``record_ends`` gives the offsets where the records in
         ``data`` end (called only then); without it ``data`` is one record.
+        ``written`` says how much of ``data`` one ``os.write`` already took
+        (negative: none was tried, or it failed with nothing written).
         """
-        self._check_open()
-        if self._unwritten:
-            done, error = self._write_all(self._unwritten)
-            self._unwritten = self._unwritten[done:]
-            if error is not None:
+        if written < 0:
+            if self._unwritten:
+                done, failure = self._write_all(self._unwritten)
+                self._unwritten = self._unwritten[done:]
+                if failure is not None:
+                    failure.safelog_written = 0  # type: ignore[attr-defined]
+                    raise failure
+            try:  # the usual case, before any bookkeeping: all of it at once
+                written = os.write(self._fd, data)
+            except BlockingIOError:
+                written = 0  # a full non-blocking descriptor: wait below
+            except OSError as error:
                 error.safelog_written = 0  # type: ignore[attr-defined]
-                raise error
-        done, error = self._write_all(data)
-        if error is None:
+                raise
+            if written == len(data):
+                return
+        done, failure = self._write_all(data, written)
+        if failure is None:
             return
         ends = record_ends() if record_ends is not None else [len(data)]
         end = next((end for end in ends if end > done), len(data))
         start = max([0, *(e for e in ends if e <= done)])
         if start < done:  # the record it stopped in is half written
             self._unwritten = data[done:end]
-        error.safelog_written = done  # type: ignore[attr-defined]
-        raise error
+        failure.safelog_written = done  # type: ignore[attr-defined]
+        raise failure
 
-    def _write_all(self, data: bytes) -> tuple[int, OSError | None]:
-        """Write ``data``, continuing after a partial write and waiting while
-        a non-blocking descriptor is full; return the bytes written and the
-        error that stopped the write short, if any."""
+    def _write_all(self, data: bytes, done: int = 0) -> tuple[int, OSError | None]:
+        """Write ``data`` from offset ``done`` on, continuing after a partial
+        write and waiting while a non-blocking descriptor is full; return
+        the bytes written and the error that stopped the write short, if
+        any."""
         view = memoryview(data)
-        done = 0
         while done < len(view):
             try:
                 done += os.write(self._fd, view[done:])
@@ -260,7 +289,8 @@ class DescriptorStream(io.TextIOBase):
         written, if any (its failure was raised already: it stays for the
         next write if it fails again); every other write went to the kernel
         already."""
-        self._check_open()
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
         if self._unwritten:
             done, _ = self._write_all(self._unwritten)
             self._unwritten = self._unwritten[done:]
