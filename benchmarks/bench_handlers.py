@@ -16,6 +16,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 
@@ -31,18 +32,30 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 
 
 def records_per_second(
-    make_handler: Callable[[str], logging.Handler], records: int
+    make_handler: Callable[[str], logging.Handler], records: int, threads: int = 1
 ) -> float:
-    """Log ``records`` records through a fresh handler on a fresh file."""
+    """Log ``records`` records, from ``threads`` threads at once, through a
+    fresh handler on a fresh file."""
     with tempfile.TemporaryDirectory() as directory:
         handler = make_handler(os.path.join(directory, "bench.log"))
         handler.setFormatter(logging.Formatter(FORMAT))
         logger = logging.Logger("bench")
         logger.addHandler(handler)
+        start_together = threading.Barrier(threads + 1)
+
+        def log() -> None:
+            start_together.wait()
+            for number in range(records // threads):
+                logger.info("record %d of the benchmark", number)
+
+        workers = [threading.Thread(target=log) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
         gc.collect()
+        start_together.wait()
         start = time.perf_counter()
-        for number in range(records):
-            logger.info("record %d of the benchmark", number)
+        for worker in workers:
+            worker.join()
         elapsed = time.perf_counter() - start
         handler.close()
     return records / elapsed
@@ -55,21 +68,27 @@ def main() -> None:
     parser.add_argument("--forks", type=int, default=200)
     options = parser.parse_args()
 
-    stdlib_rates, safelog_rates = [], []
-    for _ in range(options.rounds):
-        stdlib_rates.append(records_per_second(logging.FileHandler, options.records))
-        safelog_rates.append(records_per_second(safelog.FileHandler, options.records))
-    stdlib_rate, safelog_rate = max(stdlib_rates), max(safelog_rates)
     print(
         f"Python {sys.version.split()[0]}, {options.records} records,"
         f" best of {options.rounds}"
     )
-    print(f"  logging.FileHandler  {stdlib_rate:12,.0f} records/s")
-    print(f"  safelog.FileHandler  {safelog_rate:12,.0f} records/s")
-    print(
-        f"  ratio safelog/stdlib {safelog_rate / stdlib_rate:12.2f}"
-        "   (target: 1.00 or more)"
-    )
+    for threads in (1, 4):
+        stdlib_rates, safelog_rates = [], []
+        for _ in range(options.rounds):
+            stdlib_rates.append(
+                records_per_second(logging.FileHandler, options.records, threads)
+            )
+            safelog_rates.append(
+                records_per_second(safelog.FileHandler, options.records, threads)
+            )
+        stdlib_rate, safelog_rate = max(stdlib_rates), max(safelog_rates)
+        print(f"{threads} thread(s)")
+        print(f"  logging.FileHandler  {stdlib_rate:12,.0f} records/s")
+        print(f"  safelog.FileHandler  {safelog_rate:12,.0f} records/s")
+        print(
+            f"  ratio safelog/stdlib {safelog_rate / stdlib_rate:12.2f}"
+            "   (target: 1.00 or more)"
+        )
 
     if not hasattr(os, "fork"):
         return
