@@ -416,8 +416,10 @@ def test_encoding_warning_points_at_the_caller(tmp_path: Path) -> None:
 
 def test_file_handlers_on_dev_stdout_pipe() -> None:
     """Every safelog file handler on /dev/stdout, a pipe here (as in a
-    container), writes what the standard one writes, with delay or not, from
-    dictConfig too; install() converts such standard handlers."""
+    container), writes every record, with delay or not, from dictConfig too;
+    install() converts such standard handlers.  The standard handlers write
+    the same, except RotatingFileHandler on 3.13.0, whose shouldRollover()
+    calls tell() on the pipe and loses each record."""
     outcome = scenario.run_ok(
         """
         import logging, logging.config, logging.handlers, os, sys
@@ -437,9 +439,11 @@ def test_file_handlers_on_dev_stdout_pipe() -> None:
             for delay in (False, True):
                 for cls in (stdlib_class, safelog_class):
                     handler = make(cls, delay)
+                    who = cls.__module__.split(".")[0]
                     for number in range(3):
-                        handler.handle(logging.makeLogRecord(
-                            {"msg": f"{stdlib_class.__name__} {delay} {number}"}))
+                        handler.handle(logging.makeLogRecord({
+                            "msg": f"{who} {stdlib_class.__name__} {delay} {number}"
+                        }))
                     handler.close()
         logging.config.dictConfig({
             "version": 1,
@@ -456,18 +460,27 @@ def test_file_handlers_on_dev_stdout_pipe() -> None:
         """
     )
     lines = outcome.stdout.splitlines()
-    expected = []
-    for name in (
-        "FileHandler",
-        "WatchedFileHandler",
-        "RotatingFileHandler",
-        "TimedRotatingFileHandler",
-    ):
-        for delay in (False, True):
-            expected += [f"{name} {delay} {number}" for number in range(3)] * 2
-    expected += ["from dictConfig", "installed safelog._handlers", "after install"]
-    assert expected == lines
-    assert "" == outcome.stderr
+    names = ["FileHandler", "WatchedFileHandler", "RotatingFileHandler"]
+    names.append("TimedRotatingFileHandler")
+    expected = {
+        who: [
+            f"{who} {name} {delay} {number}"
+            for name in names
+            for delay in (False, True)
+            for number in range(3)
+        ]
+        for who in ("safelog", "logging")
+    }
+    assert expected["safelog"] == [line for line in lines if line.startswith("safelog")]
+    stdlib_lines = [line for line in lines if line.startswith("logging")]
+    if "underlying stream is not seekable" in outcome.stderr:  # 3.13.0's
+        expected["logging"] = [
+            line for line in expected["logging"] if " RotatingFileHandler " not in line
+        ]
+    assert expected["logging"] == stdlib_lines
+    assert ["from dictConfig", "installed safelog._handlers", "after install"] == [
+        line for line in lines if not line.startswith(("safelog", "logging"))
+    ]
 
 
 def test_close_releases_the_descriptor(tmp_path: Path) -> None:

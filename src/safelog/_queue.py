@@ -673,7 +673,9 @@ class QueueHandler(logging.Handler):
                     # starting when a signal handler flushed): answer it here.
                     if state.consumer.acquire(blocking=False):
                         try:
-                            self._drain(state, None, report=True)
+                            # Up to the barrier, no further: other threads
+                            # may keep the queue full for ever.
+                            self._drain(state, state.items.qsize(), report=True)
                         finally:
                             state.consumer.release()
                         continue
