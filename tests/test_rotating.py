@@ -662,36 +662,37 @@ def test_timed_first_rollover_follows_the_modification_time(
     earlier run stored for that file: not later (a restart past the due
     time rolls over at its first record), not earlier (a file touched since
     is not due just because the old schedule is); about 2 s."""
-    results = {}
-    for cls in (
-        logging.handlers.TimedRotatingFileHandler,
-        safelog.TimedRotatingFileHandler,
-    ):
-        directory = tmp_path / f"{cls.__module__}"
-        directory.mkdir()
-        path = directory / "app.log"
-        when = "H" if stored == "later" else "S"
-        earlier = safelog.TimedRotatingFileHandler(path, when=when, interval=2)
+    when = "H" if stored == "later" else "S"
+    classes = {
+        "stdlib": logging.handlers.TimedRotatingFileHandler,
+        "safelog": safelog.TimedRotatingFileHandler,
+    }
+    for name in classes:
+        (tmp_path / name).mkdir()
+        earlier = safelog.TimedRotatingFileHandler(
+            tmp_path / name / "app.log", when=when, interval=2
+        )
         earlier.emit(logging.makeLogRecord({"msg": "earlier run"}))  # stores it
         earlier.close()
+    if stored == "earlier":
+        time.sleep(2.2)  # the earlier run's schedule (2 s) passes
+    results = {}
+    for name, cls in classes.items():
+        path = tmp_path / name / "app.log"
         if stored == "later":
             # The earlier run's schedule is due in two hours; the file was
             # last written three hours ago: a restart past the due time.
             old = time.time() - 3 * 3600
             os.utime(path, (old, old))
         else:
-            # The earlier run's schedule (2 s) passes, then the file is
-            # written to: the standard rule counts from now.
-            time.sleep(2.2)
-            os.utime(path)
+            os.utime(path)  # written to now: the standard rule counts from now
         handler = cls(path, when=when, interval=2)
         handler.emit(logging.makeLogRecord({"msg": "after restart"}))
         handler.close()
-        files = [p.name for p in directory.iterdir() if not p.name.endswith(".lock")]
-        results[cls.__module__] = (len(files), path.read_text().splitlines())
-    expected_files = 2 if stored == "later" else 1
-    assert expected_files == results["logging.handlers"][0]
-    assert results["logging.handlers"] == results["safelog._rotating"]
+        files = [p for p in (tmp_path / name).iterdir() if p.suffix != ".lock"]
+        results[name] = (len(files), path.read_text().splitlines())
+    assert (2 if stored == "later" else 1) == results["stdlib"][0]
+    assert results["stdlib"] == results["safelog"]
 
 
 def test_should_rollover_with_max_bytes_zero_leaves_the_record_alone(
