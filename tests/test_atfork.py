@@ -46,6 +46,13 @@ class Recorder:
         self.events.append(["child", self.name])
 
 
+class Slow(Recorder):
+    # Its before step is long enough for a signal to land inside the steps.
+    def before_fork(self, deadline):
+        super().before_fork(deadline)
+        time.sleep(0.3)
+
+
 def fork_and_report(in_child, deadline=5.0):
     # Fork; the child sends in_child()'s JSON value back through a pipe and
     # leaves with os._exit.  Returns (value or None, status), status being
@@ -337,12 +344,6 @@ def test_fork_from_a_signal_handler_inside_a_fork(tmp_path: Any) -> None:
     path = tmp_path / "nested.log"
     summary, _ = run_scenario(
         f"""
-        class Slow(Recorder):
-            # Long enough for the signal to land inside the before steps.
-            def before_fork(self, deadline):
-                super().before_fork(deadline)
-                time.sleep(0.3)
-
         events = []
         slow = Slow("slow", events)  # held: the registry holds it weakly
         _atfork.register(slow)
@@ -396,11 +397,6 @@ def test_nested_fork_child_that_returns_finishes_the_outer_fork(
     path = tmp_path / "nested.log"
     summary, stderr = run_scenario(
         f"""
-        class Slow(Recorder):
-            def before_fork(self, deadline):
-                super().before_fork(deadline)
-                time.sleep(0.3)
-
         events = []
         handler = safelog.QueueHandler(safelog.FileHandler({str(path)!r}))
         slow = Slow("slow", events)  # held: the registry holds it weakly

@@ -27,6 +27,32 @@ def report(**found):
 """
 
 
+# A queue handler whose target writes each message, as a line, to a pipe
+# that the scenario reads after the forked child it runs (`in_child()`) ends.
+PIPE_CHILD = """
+import logging, os, signal, threading, safelog
+read_end, write_end = os.pipe()
+class Pipe(logging.Handler):
+    def emit(self, record):
+        os.write(write_end, (record.getMessage() + "\\n").encode())
+handler = safelog.QueueHandler(Pipe())
+log = logging.getLogger("pipe"); log.addHandler(handler); log.propagate = False
+def run_child_and_report():
+    pid = os.fork()
+    if pid == 0:
+        try:
+            in_child()
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    received = b""
+    while chunk := os.read(read_end, 65536):
+        received += chunk
+    os.waitpid(pid, 0)
+    report(lines=received.decode().splitlines())
+"""
+
+
 def found_in(outcome_stdout: str) -> dict[str, object]:
     return json.loads(outcome_stdout.splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -481,16 +507,9 @@ def test_signal_handler_flush_in_an_inline_child_writes_each_record_once() -> No
     is)."""
     outcome = run_ok(
         REPORT
+        + PIPE_CHILD
         + """
-import logging, os, signal, threading, time, safelog
-read_end, write_end = os.pipe()
-class Pipe(logging.Handler):
-    def emit(self, record):
-        os.write(write_end, (record.getMessage() + "\\n").encode())
-handler = safelog.QueueHandler(Pipe())
-log = logging.getLogger("f"); log.addHandler(handler); log.propagate = False
-pid = os.fork()
-if pid == 0:
+def in_child():
     signal.signal(signal.SIGALRM, lambda signum, frame: handler.flush())
     signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
     def work(name):
@@ -501,14 +520,7 @@ if pid == 0:
     work("M")
     other.join()
     signal.setitimer(signal.ITIMER_REAL, 0)
-    os._exit(0)
-os.close(write_end)
-received = b""
-while chunk := os.read(read_end, 65536):
-    received += chunk
-os.waitpid(pid, 0)
-lines = received.decode().splitlines()
-report(lines=lines)
+run_child_and_report()
 """,
         timeout=60,
     )
@@ -555,16 +567,10 @@ def test_inline_child_leaving_by_os_exit_keeps_signal_handler_records() -> None:
     consumer is taken before the log call returns)."""
     outcome = run_ok(
         REPORT
+        + PIPE_CHILD
         + """
-import itertools, logging, os, signal, safelog
-read_end, write_end = os.pipe()
-class Pipe(logging.Handler):
-    def emit(self, record):
-        os.write(write_end, (record.getMessage() + "\\n").encode())
-handler = safelog.QueueHandler(Pipe())
-log = logging.getLogger("s"); log.addHandler(handler); log.propagate = False
-pid = os.fork()
-if pid == 0:
+import itertools
+def in_child():
     numbers = itertools.count()
     signal.signal(
         signal.SIGALRM, lambda signum, frame: log.warning("signal %d", next(numbers))
@@ -575,13 +581,7 @@ if pid == 0:
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_IGN)
     os.write(write_end, f"signals {next(numbers)}\\n".encode())
-    os._exit(0)
-os.close(write_end)
-received = b""
-while chunk := os.read(read_end, 65536):
-    received += chunk
-os.waitpid(pid, 0)
-report(lines=received.decode().splitlines())
+run_child_and_report()
 """,
         timeout=60,
     )
