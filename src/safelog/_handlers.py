@@ -90,6 +90,8 @@ class _ForkSafeHandler(logging.Handler):
             record = passed
         if not passed:
             return passed
+        # _emit_and_catch_up(self.emit, record), written out: this is every
+        # record's path, and the call costs a few percent of it.
         lock = cast(Any, self.lock)  # an RLock: its owner is the emitting thread
         if self._emitting and lock._is_owned():
             self._reentrant.append(record)
