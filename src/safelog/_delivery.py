@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import Protocol, Union
 
 from ._handlers import takes_batches, write_batch
@@ -54,13 +54,16 @@ def render_exception(
 
 
 class Progress(Protocol):
-    """What tells a batch to stop half way."""
+    """What tells a batch to stop half way: the writer stops after its
+    record when a thread takes over (``takers``) or the handler goes
+    ``inline``; anyone stops when this process is a forked child of the one
+    that took the batch."""
 
-    forked_away: bool  # this process is a child of the one that took it
+    inline: bool
+    forked_away: bool
 
     @property
-    def stop_requested(self) -> bool:
-        """The writer is asked to stop after its record."""
+    def takers(self) -> Sized: ...
 
 
 class Batch:
@@ -89,7 +92,7 @@ class Batch:
         all have been handed.  What a target raises that is a ``reported``
         goes to its ``handleError``; anything else propagates (a caller's
         own ``KeyboardInterrupt``).  Stops, returning False, when
-        ``stoppable`` and ``progress.stop_requested``, or when this process
+        ``stoppable`` and the writer is to stop, or when this process
         turns out to be a forked child of the one that took the batch (a
         target forked): the rest is the parent's.
 
@@ -98,7 +101,9 @@ class Batch:
         and the outer call finds nothing left."""
         for target, unhanded in zip(self.targets, self.unhanded):
             while unhanded:
-                if progress.forked_away or (stoppable and progress.stop_requested):
+                if progress.forked_away or (
+                    stoppable and (progress.takers or progress.inline)
+                ):
                     return False
                 if takes_batches(target):
                     claimed = _claim_all(unhanded)
@@ -139,7 +144,7 @@ def _prepared(
     formatter = target.formatter or _DEFAULT_FORMATTER
     eligible = []
     for record, rendered in claimed:
-        if not _meets(record, level):
+        if level and not _meets(record, level):
             continue
         if rendered is not None:
             text: str | Exception | None = None

@@ -169,11 +169,6 @@ class _ProcessQueue:
         self.drops_reported = 0
         self.count_lock = threading.RLock()
 
-    @property
-    def stop_requested(self) -> bool:
-        """Whether the writer is to stop after the record in its hands."""
-        return bool(self.takers) or self.inline
-
     def pending(self) -> bool:
         """Whether a consumer has work: records, or a flush to answer."""
         return self.in_hand is not None or not self.items.empty() or bool(self.barriers)
@@ -482,7 +477,7 @@ class QueueHandler(logging.Handler):
         half_full = self._maxsize // 2
         short = min(_SHORT_BACKLOG, half_full)
         try:
-            while not (state.stop_requested or state.forked_away):
+            while not (state.takers or state.inline or state.forked_away):
                 batch = state.in_hand
                 if batch is None:
                     first = items.get()
