@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+import safelog
 import scenario
 from safelog import _demo
 from safelog.__main__ import main
@@ -117,8 +118,19 @@ def test_help_lists_the_demo_command(capsys: pytest.CaptureFixture[str]) -> None
 
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: python -m safelog [-h] COMMAND ...")
+    assert out.startswith("usage: python -m safelog [-h] [--version] COMMAND ...")
     assert "    demo " in out
+
+
+def test_version_option_prints_the_package_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``python -m safelog --version`` prints ``safelog.__version__``."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+
+    assert exit_info.value.code == 0
+    assert f"safelog {safelog.__version__}\n" == capsys.readouterr().out
 
 
 def test_demo_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:

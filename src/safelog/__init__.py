@@ -16,6 +16,9 @@ from ._rotating import RotatingFileHandler, TimedRotatingFileHandler
 from ._stream import DescriptorStream
 from ._watched import WatchedFileHandler
 
+#: The version of the ``forksafe-logging`` distribution this is (PEP 440).
+__version__ = "0.1.0.dev0"
+
 __all__ = [
     "DEFAULT_FORK_TIMEOUT",
     "DatagramHandler",

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import _demo, _doctor
+from . import __version__, _demo, _doctor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m safelog",
         description="Logging handlers that stay correct across threads and fork().",
     )
+    parser.add_argument("--version", action="version", version=f"safelog {__version__}")
     commands = parser.add_subparsers(
         title="commands", dest="command", metavar="COMMAND", required=True
     )
