@@ -11,7 +11,8 @@ from ._atfork import DEFAULT_FORK_TIMEOUT, get_fork_timeout, set_fork_timeout
 from ._handlers import FileHandler, StreamHandler
 from ._install import InstallReport, install, uninstall
 from ._network import DatagramHandler, SocketHandler, SysLogHandler
-from ._queue import QueueHandler, flush
+from ._pending import flush
+from ._queue import QueueHandler
 from ._rotating import RotatingFileHandler, TimedRotatingFileHandler
 from ._stream import DescriptorStream
 from ._watched import WatchedFileHandler

@@ -34,7 +34,6 @@ child gets a new, empty one, so nothing of the parent's is written twice.
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
 import logging
@@ -47,7 +46,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, Literal, Union
 
-from . import _atfork
+from . import _atfork, _pending
 from ._delivery import (
     Batch,
     Renderings,
@@ -58,7 +57,7 @@ from ._delivery import (
 )
 from ._targets import Target, Targets
 
-__all__ = ["DEFAULT_MAXSIZE", "QueueHandler", "flush"]
+__all__ = ["DEFAULT_MAXSIZE", "QueueHandler"]
 
 Overflow = Literal["block", "drop_new", "drop_old"]
 _OVERFLOW_POLICIES = ("block", "drop_new", "drop_old")
@@ -757,12 +756,7 @@ class QueueHandler(logging.Handler):
         return f"<safelog.QueueHandler ({level}) -> {names!r}>"
 
 
-def flush() -> None:
-    """Write everything logged so far through every ``safelog.QueueHandler``
-    in this process, and flush their targets.
-
-    Needed before ``os._exit()`` in a process that is not a forked child
-    (a forked child writes each record before its log call returns)."""
+def _flush_all() -> None:
     for handler in list(_live_handlers):
         handler.flush()
 
@@ -828,18 +822,4 @@ def _retire_all_for_exit() -> None:
             handler._retire_for_exit()
 
 
-def _register_exit_hooks() -> None:
-    # threading's exit hooks run before non-daemon threads are joined, at
-    # normal exit and also in multiprocessing children that leave through
-    # os._exit (fork, forkserver), where atexit does not run.  atexit is the
-    # fallback; our atexit hook runs before logging.shutdown (registered
-    # earlier, run later), so nothing is pending when the targets close.
-    register_threading_exit = getattr(threading, "_register_atexit", None)
-    if register_threading_exit is not None:
-        # RuntimeError: imported while the interpreter shuts down.
-        with contextlib.suppress(RuntimeError):
-            register_threading_exit(_retire_all_for_exit)
-    atexit.register(_retire_all_for_exit)
-
-
-_register_exit_hooks()
+_pending.register(_pending.QUEUES, _flush_all, _retire_all_for_exit)
