@@ -57,6 +57,42 @@ def child_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, st
     return env
 
 
+def start(
+    code: str,
+    *,
+    env: Mapping[str, str | None] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    args: tuple[str, ...] = (),
+) -> subprocess.Popen[str]:
+    """Start ``code`` (dedented) in a new interpreter, in a process group of
+    its own; :func:`finish` waits for it.  For a test that acts while the
+    scenario runs (stops a daemon, say); others call :func:`run`."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(env),
+        cwd=cwd,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # its own process group: we kill only that
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float) -> Outcome:
+    """Wait for a scenario :func:`start` started; kill its process group if
+    it is still running after ``timeout`` seconds."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+        return Outcome(process.returncode, stdout, stderr, False, timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):  # it ended just now
+            os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        return Outcome(None, stdout, stderr, True, timeout)
+
+
 def run(
     code: str,
     *,
@@ -68,33 +104,19 @@ def run(
     """Run ``code`` (dedented) in a new interpreter; kill its process group
     if it is still running after ``timeout`` seconds.  Never raises for a
     hang: the caller decides (see :func:`run_ok`)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(env),
-        cwd=cwd,
-        text=True,
-        errors="replace",
-        start_new_session=True,  # its own process group: we kill only that
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-        return Outcome(process.returncode, stdout, stderr, False, timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):  # it ended just now
-            os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-        return Outcome(None, stdout, stderr, True, timeout)
+    return finish(start(code, env=env, cwd=cwd, args=args), timeout)
 
 
-def run_ok(code: str, **options: object) -> Outcome:
-    """Run ``code`` as :func:`run` does and fail the test unless it exits 0
-    in time."""
-    outcome = run(code, **options)  # type: ignore[arg-type]
+def passed(outcome: Outcome) -> Outcome:
+    """``outcome``, unless the scenario hung or failed: then fail the test."""
     if outcome.hung:
         pytest.fail(f"deadlock: {outcome.describe()}", pytrace=False)
     if outcome.returncode != 0:
         pytest.fail(outcome.describe(), pytrace=False)
     return outcome
+
+
+def run_ok(code: str, **options: object) -> Outcome:
+    """Run ``code`` as :func:`run` does and fail the test unless it exits 0
+    in time."""
+    return passed(run(code, **options))  # type: ignore[arg-type]

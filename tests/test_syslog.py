@@ -1,30 +1,19 @@
 """safelog.SysLogHandler against a real rsyslog daemon, across real forks.
 
-Each test starts its own ``rsyslogd`` (never the system's service, never
-``/dev/log``): a configuration of its own in ``tmp_path`` with UDP and TCP
-inputs on loopback ports chosen free at run time, writing each message, and
-nothing else, as one line of a file.  Where rsyslogd is not installed or does
-not start, the tests skip with the reason; with ``CI`` set they fail instead,
-so that CI proves the daemon ran.
+Each test starts its own ``rsyslogd`` (see ``rsyslog.py``) with UDP and TCP
+inputs, writing each message, and nothing else, as one line of a file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
-import os
 import pathlib
-import shutil
-import signal
-import socket
-import subprocess
 import textwrap
-import time
 from collections.abc import Iterator
 
 import pytest
 
+from rsyslog import Rsyslog, launch
 from scenario import run_ok
 from test_network import summary
 
@@ -47,125 +36,11 @@ input(type="imtcp" address="127.0.0.1" port="{tcp_nul}" addtlFrameDelimiter="0"
 input(type="imtcp" address="127.0.0.1" port="{tcp_lf}" ruleset="to_file")
 """
 
-PROBES = ("probe udp", "probe tcp nul", "probe tcp lf")
-
-
-@dataclasses.dataclass
-class Rsyslog:
-    """A running rsyslogd of a test's own, and where it writes."""
-
-    process: subprocess.Popen[bytes]
-    output: pathlib.Path
-    udp: int
-    tcp_nul: int
-    tcp_lf: int
-
-    def lines(self) -> list[str]:
-        """The messages written so far, probes left out."""
-        try:
-            text = self.output.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return []
-        return [line for line in text.splitlines() if line not in PROBES]
-
-    def wait_for(self, count: int, timeout: float = 20.0) -> None:
-        """Wait until at least ``count`` messages are written, then stop the
-        daemon so that everything it received is in the file."""
-        deadline = time.monotonic() + timeout
-        while len(self.lines()) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop the daemon (it flushes its queue and files), or kill it."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-def _free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _send_probes(daemon: Rsyslog) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.sendto(b"<14>probe udp", ("127.0.0.1", daemon.udp))
-    for port, frame in (
-        (daemon.tcp_nul, b"probe tcp nul\0"),
-        (daemon.tcp_lf, b"probe tcp lf\n"),
-    ):
-        address = ("127.0.0.1", port)
-        # OSError: not listening yet; the next round of probes tries again.
-        with contextlib.suppress(OSError), socket.create_connection(address, 1) as tcp:
-            tcp.sendall(b"<14>" + frame)
-
-
-def _start(rsyslogd: str, directory: pathlib.Path) -> Rsyslog:
-    """Start rsyslogd and wait until all three inputs deliver to the file."""
-    directory.mkdir()
-    output = directory / "messages.log"
-    ports = {
-        "udp": _free_port(socket.SOCK_DGRAM),
-        "tcp_nul": _free_port(socket.SOCK_STREAM),
-        "tcp_lf": _free_port(socket.SOCK_STREAM),
-    }
-    config = directory / "rsyslog.conf"
-    config.write_text(CONFIG.format(work=directory, output=output, **ports))
-    with open(directory / "rsyslogd.out", "wb") as log:
-        process = subprocess.Popen(
-            [rsyslogd, "-n", "-f", str(config), "-i", str(directory / "rsyslogd.pid")],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=directory,
-            start_new_session=True,  # its own process group: we stop only that
-        )
-    daemon = Rsyslog(process, output, **ports)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None:
-        _send_probes(daemon)
-        time.sleep(0.1)
-        written = set(output.read_text().splitlines()) if output.exists() else set()
-        if written.issuperset(PROBES):
-            return daemon
-    daemon.stop()
-    said = (directory / "rsyslogd.out").read_text(errors="replace").strip()
-    raise RuntimeError(f"rsyslogd did not deliver its probes within 10 s: {said!r}")
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail(f"CI must run the rsyslog tests: {reason}", pytrace=False)
-    pytest.skip(reason)
-
 
 @pytest.fixture
 def rsyslog(tmp_path: pathlib.Path) -> Iterator[Rsyslog]:
     """An rsyslogd of this test's own, stopped at teardown."""
-    rsyslogd = shutil.which("rsyslogd") or shutil.which(
-        "rsyslogd", path="/usr/sbin:/sbin"
-    )
-    if rsyslogd is None:
-        _skip_or_fail("rsyslogd is not installed (scripts/ci-setup installs it)")
-        raise AssertionError("unreachable")
-    errors = []
-    for attempt in range(3):  # a port chosen free may be taken before use
-        try:
-            daemon = _start(rsyslogd, tmp_path / f"rsyslog-{attempt}")
-            break
-        except (OSError, RuntimeError) as error:
-            errors.append(str(error))
-    else:
-        _skip_or_fail(f"rsyslogd did not start: {errors[-1]}")
-        raise AssertionError("unreachable")
+    daemon = launch(tmp_path, CONFIG, ("udp", "tcp_nul", "tcp_lf"))
     try:
         yield daemon
     finally:
@@ -261,7 +136,7 @@ def test_forked_children_deliver_every_record_once_over_tcp(
     """Children forked while a parent thread logs over TCP deliver every
     record, theirs and the parent's, exactly once and whole to rsyslog
     (framed by the standard trailing NUL, or by a line end in the format)."""
-    port = rsyslog.tcp_nul if framing == "nul" else rsyslog.tcp_lf
+    port = rsyslog.ports["tcp_nul" if framing == "nul" else "tcp_lf"]
     records, size = VOLUMES[volume]
     expected = _run_forking_parent(
         ("127.0.0.1", port),
@@ -279,7 +154,11 @@ def test_forked_children_deliver_every_record_once_over_udp(rsyslog: Rsyslog) ->
     record whole and once to rsyslog on loopback (UDP itself promises
     neither; on loopback with room in the buffer, nothing is lost)."""
     expected = _run_forking_parent(
-        ("127.0.0.1", rsyslog.udp), "None", line_ends=False, records=20, size=500
+        ("127.0.0.1", rsyslog.ports["udp"]),
+        "None",
+        line_ends=False,
+        records=20,
+        size=500,
     )
     rsyslog.wait_for(len(expected))
     assert expected == sorted(summary(line) for line in rsyslog.lines())
