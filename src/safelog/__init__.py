@@ -13,6 +13,7 @@ from ._install import InstallReport, install, uninstall
 from ._network import DatagramHandler, SocketHandler, SysLogHandler
 from ._pending import flush
 from ._queue import QueueHandler
+from ._rfc5424 import RFC5424Handler
 from ._rotating import RotatingFileHandler, TimedRotatingFileHandler
 from ._stream import DescriptorStream
 from ._watched import WatchedFileHandler
@@ -27,6 +28,7 @@ __all__ = [
     "FileHandler",
     "InstallReport",
     "QueueHandler",
+    "RFC5424Handler",
     "RotatingFileHandler",
     "SocketHandler",
     "StreamHandler",
