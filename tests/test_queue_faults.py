@@ -681,3 +681,215 @@ report(child="returned")
         timeout=30,
     )
     assert "returned" == found_in(outcome.stdout)["child"]
+
+
+# -- waits for the writer that could deadlock ---------------------------------------
+
+
+def test_flush_and_close_holding_the_module_lock_return() -> None:
+    """flush() and close() from a thread that holds logging's module lock
+    (as dictConfig does while it flushes and closes the old handlers), while
+    the writer is in a target that needs that lock: each waits a bounded
+    time, then lets go, and the writer writes the rest once the lock is
+    free.  (The standard handlers deadlock here only through the target's
+    own lock, which dictConfig's shutdown takes: a lock-order inversion of
+    logging itself, not the queue's.)"""
+    outcome = run_ok(
+        REPORT
+        + """
+import logging, threading, time, safelog
+acquire = getattr(logging, "_acquireLock", None) or logging._lock.acquire
+release = getattr(logging, "_releaseLock", None) or logging._lock.release
+written = []
+entered = threading.Event()
+class NeedsModuleLock(logging.Handler):
+    def emit(self, record):
+        entered.set()
+        time.sleep(0.2)
+        logging.getLogger("lib.inside").debug("x")  # takes the module lock
+        written.append(record.getMessage())
+queue = safelog.QueueHandler(NeedsModuleLock())
+log = logging.getLogger("q"); log.addHandler(queue); log.propagate = False
+log.warning("first")
+entered.wait(5)
+log.warning("second")
+started = time.monotonic()
+acquire()
+try:
+    queue.flush()
+    queue.close()
+finally:
+    release()
+waited = time.monotonic() - started
+time.sleep(1.0)
+report(waited=waited, written=written)
+""",
+        timeout=30.0,
+    )
+    found = found_in(outcome.stdout)
+    assert found["waited"] < 5.0
+    assert ["first", "second"] == found["written"]
+
+
+def test_signal_handler_flush_while_its_thread_holds_a_target_lock() -> None:
+    """A signal handler calls safelog.flush() while the thread it interrupts
+    writes straight through a handler that is also a queue target (holding
+    its lock), and the writer waits for that lock: the flush waits a bounded
+    time and returns; every record is written."""
+    outcome = run_ok(
+        REPORT
+        + """
+import logging, os, signal, tempfile, time, safelog
+path = tempfile.mktemp()
+target = safelog.FileHandler(path)
+queue = safelog.QueueHandler(target)
+logging.getLogger("via.queue").addHandler(queue)
+direct = logging.getLogger("direct")
+direct.addHandler(target)
+direct.propagate = False
+flushed = []
+def on_term(signum, frame):
+    safelog.flush()
+    flushed.append(True)
+signal.signal(signal.SIGTERM, on_term)
+class Interrupted(logging.Formatter):
+    def format(self, record):
+        if record.name == "direct":
+            logging.getLogger("via.queue").warning("queued meanwhile")
+            time.sleep(0.2)  # the writer now waits for the target's lock
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().format(record)
+target.setFormatter(Interrupted("%(name)s %(message)s"))
+direct.warning("written directly")
+safelog.flush()
+report(flushed=flushed, lines=open(path).read().splitlines())
+""",
+        timeout=30.0,
+    )
+    found = found_in(outcome.stdout)
+    assert [True] == found["flushed"]
+    assert ["direct written directly", "via.queue queued meanwhile"] == found["lines"]
+
+
+# -- records owed by the consuming thread ----------------------------------------------
+
+
+def test_inline_flush_takes_the_record_its_signal_handler_logs() -> None:
+    """In a forked child (inline), a signal handler logs while flush() is
+    answering its barrier on the same thread (here: inside a target's
+    flush): the record is written before flush() returns, so the child may
+    leave through os._exit()."""
+    outcome = run_ok(
+        REPORT
+        + PIPE_CHILD
+        + """
+class SignalOnFlush(logging.Handler):
+    armed = False
+    def emit(self, record):
+        pass
+    def flush(self):
+        if SignalOnFlush.armed:
+            SignalOnFlush.armed = False
+            signal.raise_signal(signal.SIGUSR1)
+handler = safelog.QueueHandler([Pipe(), SignalOnFlush()])
+log.handlers[:] = [handler]
+signal.signal(signal.SIGUSR1, lambda *args: log.warning("from the signal handler"))
+def in_child():
+    log.warning("before flush")
+    SignalOnFlush.armed = True
+    handler.flush()
+run_child_and_report()
+""",
+        timeout=30.0,
+    )
+    assert ["before flush", "from the signal handler"] == found_in(outcome.stdout)[
+        "lines"
+    ]
+
+
+def test_record_owed_while_a_fork_holds_the_consumer_is_written() -> None:
+    """In a forked child (inline) with a second thread: a record logged by a
+    signal handler just as the consuming thread lets go, when a fork on the
+    other thread takes the consumer at that moment, is written once the fork
+    is over, before the child leaves.  A line tracer places the signal and
+    the thread switch."""
+    outcome = run_ok(
+        REPORT
+        + PIPE_CHILD
+        + """
+import inspect, sys, time
+import safelog._queue as queue_module
+def in_child():
+    go = threading.Event()
+    def forker():
+        go.wait()
+        pid = os.fork()  # its before step takes the consumer
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    class Slow:  # a participant whose before step takes a while
+        def before_fork(self, deadline):
+            time.sleep(max(0, deadline - time.monotonic()))
+        def after_fork_in_parent(self):
+            pass
+        def after_fork_in_child(self):
+            pass
+    slow = Slow()
+    safelog._atfork.register(slow)
+    safelog.set_fork_timeout(1.0)
+    thread = threading.Thread(target=forker)
+    thread.start()
+    code = queue_module.QueueHandler._consume_here.__code__
+    lines, first = inspect.getsourcelines(queue_module.QueueHandler._consume_here)
+    release = first + next(
+        i for i, line in enumerate(lines) if "state.consumer.release()" in line)
+    check = first + next(
+        i for i, line in enumerate(lines) if "if not state.owed" in line)
+    fired = []
+    def local(frame, event, arg):
+        if event == "line" and not fired and frame.f_lineno == release:
+            fired.append(1)
+            log.warning("from the signal handler")  # what a signal handler does here
+            go.set()
+            time.sleep(0.2)  # the forking thread now waits for the consumer
+        elif event == "line" and fired == [1] and frame.f_lineno == check:
+            fired.append(2)
+            time.sleep(0.2)  # ...and has it, after the release
+        return local
+    sys.settrace(lambda frame, event, arg: local if frame.f_code is code else None)
+    log.warning("main record")
+    sys.settrace(None)
+    thread.join()
+run_child_and_report()
+""",
+        timeout=30.0,
+    )
+    assert ["from the signal handler", "main record"] == sorted(
+        found_in(outcome.stdout)["lines"]
+    )
+
+
+def test_idle_queue_starts_no_writer_at_fork() -> None:
+    """A queue handler with nothing queued and no writer running: after a
+    fork the parent still has one thread (so 3.12+ does not warn that the
+    process forks while multi-threaded at its next fork)."""
+    outcome = run_ok(
+        REPORT
+        + """
+import logging, os, threading, warnings, safelog
+queue = safelog.QueueHandler(logging.NullHandler())
+threads = []
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        threads.append(sorted(thread.name for thread in threading.enumerate()))
+report(threads=threads, warnings=[str(warning.message) for warning in caught])
+"""
+    )
+    found = found_in(outcome.stdout)
+    assert [["MainThread"], ["MainThread"]] == found["threads"]
+    assert [] == found["warnings"]

@@ -77,6 +77,9 @@ _INLINE_WAIT = 5.0
 # is still the one they began in (a signal handler may fork meanwhile) and
 # whether a writer must be started.
 _POLL = 0.05
+# How long flush() or close() waits for the writer while holding a lock a
+# target may need (see QueueHandler._wait_limit).
+_LOCK_HELD_WAIT = 1.0
 # The consumer takes at most this many records off the queue at a time.
 _BATCH_MAX = 256
 # While the writer is behind by fewer records than this, callers are logging
@@ -443,6 +446,28 @@ class QueueHandler(logging.Handler):
                 return
             wait = 0.0
 
+    def _take_owed(self, state: _ProcessQueue) -> None:
+        """As the consumer, about to let go: take the records this thread's
+        signal handlers or targets put meanwhile (each counted in ``owed``),
+        and no others, which other threads may keep coming for ever."""
+        while state.owed:
+            state.owed.clear()
+            self._drain(state, state.items.qsize(), report=True)
+
+    def _wait_limit(self) -> float | None:
+        """How long this thread may wait for the writer: without limit,
+        unless it holds a lock a target may need (logging's module lock,
+        which ``dictConfig`` holds while it flushes and closes handlers, or
+        a target's own lock, held by a thread a signal handler interrupted).
+        The writer may then be waiting for this very thread: the wait is
+        bounded, and the writer finishes once the lock is let go."""
+        if _owned_here(getattr(logging, "_lock", None)):
+            return _LOCK_HELD_WAIT
+        for target in self._targets.handlers(self):
+            if _owned_here(target.lock):
+                return _LOCK_HELD_WAIT
+        return None
+
     def _take_consumer(self, state: _ProcessQueue, timeout: float | None) -> bool:
         """Hold ``state.consumer``, asking a running writer to stop after the
         record in its hands; give up after ``timeout`` seconds (None: never),
@@ -452,7 +477,7 @@ class QueueHandler(logging.Handler):
         if state.consumer.acquire(blocking=False):
             return True
         state.takers.append(None)
-        state.items.put(_WAKE)  # the writer may be waiting for a record
+        _wake_writer(state)
         try:
             deadline = None if timeout is None else time.monotonic() + timeout
             while not state.forked_away:
@@ -657,11 +682,15 @@ class QueueHandler(logging.Handler):
             self._drain(state, state.items.qsize(), report=True)
             flush_targets(self._targets.handlers(self), _reported_here(state))
             return
+        limit = self._wait_limit()
+        deadline = None if limit is None else time.monotonic() + limit
         barrier = _Barrier()
         state.flushes.append(None)
         state.items.put(barrier)
         try:
             while not barrier.answered and not state.forked_away:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return  # the writer answers it once this thread lets go
                 if not state.writer_running():
                     # No writer to answer it (or one this very thread was
                     # starting when a signal handler flushed): answer it here.
@@ -670,6 +699,7 @@ class QueueHandler(logging.Handler):
                             # Up to the barrier, no further: other threads
                             # may keep the queue full for ever.
                             self._drain(state, state.items.qsize(), report=True)
+                            self._take_owed(state)
                         finally:
                             state.consumer.release()
                         continue
@@ -688,7 +718,8 @@ class QueueHandler(logging.Handler):
         state = self._current_state()
         self._closed = True
         state.inline = True
-        self._consume_here(state, None)
+        # Past a bounded wait the writer, seeing inline mode, writes the rest.
+        self._consume_here(state, self._wait_limit())
         if not self._targets_closed and not state.forked_away:
             self._targets_closed = True
             for target in self._targets.handlers(self):
@@ -717,7 +748,7 @@ class QueueHandler(logging.Handler):
         if state.consumes_here():
             return
         state.takers.append(None)
-        state.items.put(_WAKE)  # the writer may be waiting for a record
+        _wake_writer(state)
         try:
             token = state.writer_token.acquire(timeout=_left(deadline))
             consumer = token and state.consumer.acquire(timeout=_left(deadline))
@@ -738,8 +769,13 @@ class QueueHandler(logging.Handler):
             state.consumer.release()
         if token:
             state.writer_token.release()
-        if state.pending() and not state.inline:
-            self._start_writer(state)
+        if state.pending():
+            if state.inline:
+                # Held for the fork, the consumer took nothing; a record put
+                # meanwhile (by a thread that found it held) is taken here.
+                self._consume_here(state, _INLINE_WAIT)
+            else:
+                self._start_writer(state)
 
     def after_fork_in_child(self) -> None:
         """Start afresh, inline: an empty queue, no writer, no drops counted.
@@ -796,7 +832,27 @@ def _reported_here(state: _ProcessQueue) -> type[BaseException]:
     writer, a thread of ours; elsewhere an ``Exception`` (a caller's own
     ``KeyboardInterrupt`` or ``SystemExit`` propagates, as from a direct
     handler)."""
-    return BaseException if state.writer is threading.current_thread() else Exception
+    current = threading.current_thread()
+    # The writer stays ours while it ends: _writer_ends consumes what was put
+    # as it stopped, after state.writer is cleared.
+    ours = current is state.writer or current is state.last_writer
+    return BaseException if ours else Exception
+
+
+def _owned_here(lock: object) -> bool:
+    """Whether ``lock``, an ``RLock`` (anything else: never), is held by
+    this thread."""
+    is_owned = getattr(lock, "_is_owned", None)
+    return bool(is_owned()) if is_owned is not None else False
+
+
+def _wake_writer(state: _ProcessQueue) -> None:
+    """Put a wake-up item for a writer that may be waiting for a record.
+    Called after joining ``state.takers``: a writer started later sees the
+    taker and stops by itself, so with none running nothing is put (an item
+    no writer takes would start one after a fork, in an idle process)."""
+    if state.writer is not None:
+        state.items.put(_WAKE)
 
 
 def _left(deadline: float) -> float:
