@@ -99,7 +99,8 @@ class Rsyslog:
     def _probe(self, name: str) -> bool:
         """Send one probe to input ``name``; whether it was sent (a TCP
         input not listening yet refuses it)."""
-        message = f"<14>{PROBE} {name}\n".encode()
+        # A tag first: rsyslog takes the first word of a message without one.
+        message = f"<14>probe: {PROBE} {name}\n".encode()
         address = ("127.0.0.1", self.ports[name])
         if name.startswith("udp"):
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
@@ -112,12 +113,22 @@ class Rsyslog:
             return False
         return True
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> None:
-        """Wait until at least ``count`` lines are written, then stop the
+    def wait_for(
+        self, count: int, timeout: float = 20.0, quiet: float | None = None
+    ) -> None:
+        """Wait until at least ``count`` lines are written (or, with
+        ``quiet``, until none has come for that many seconds), then stop the
         daemon so that everything it received is in the file."""
         deadline = time.monotonic() + timeout
-        while len(self.lines()) < count and time.monotonic() < deadline:
+        written = len(self.lines())
+        last_change = time.monotonic()
+        while written < count and time.monotonic() < deadline:
             time.sleep(0.05)
+            now = len(self.lines())
+            if now != written:
+                written, last_change = now, time.monotonic()
+            elif quiet is not None and time.monotonic() - last_change > quiet:
+                break
         self.stop()
 
     def stop(self) -> None:

@@ -30,6 +30,8 @@ HANDLER_CASES: dict[str, dict[str, object]] = {
     "SocketHandler": {"host": "127.0.0.1", "port": 0},
     "DatagramHandler": {"host": "127.0.0.1", "port": 0},
     "SysLogHandler": {"address": ["127.0.0.1", 0]},
+    # Configured against a real rsyslogd in test_rfc5424.py.
+    "RFC5424Handler": {"address": ["127.0.0.1", 0]},
 }
 FILE_HANDLERS = [
     "FileHandler",

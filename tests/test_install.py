@@ -567,6 +567,8 @@ def log(index):
     while not stop.is_set():
         logger.warning("<%d:%d>", index, counts[index])
         counts[index] += 1
+        if counts[index] % 20 == 0:
+            time.sleep(0.001)  # let the main thread swap, without a 3-way GIL fight
 threads = [threading.Thread(target=log, args=(i,)) for i in range(3)]
 for thread in threads:
     thread.start()

@@ -307,9 +307,11 @@ def test_close_interrupted_by_ctrl_c_leaves_callers_unhurt(
         REPORT
         + f"""
 import logging, os, signal, threading, time, safelog
+busy = threading.Event()
 class Slow(safelog.FileHandler):
     def emit(self, record):
         if record.getMessage() == "slow":
+            busy.set()
             time.sleep(1.0)
         super().emit(record)
 target = Slow({str(path)!r})
@@ -319,6 +321,9 @@ log = logging.getLogger("c"); log.addHandler(queued); log.propagate = False
 log.warning("slow")
 for i in range(3):
     log.warning("before %d", i)
+# close() must find the writer busy: on a loaded machine it may not have
+# started yet, and close() would then write "slow" itself.
+assert busy.wait(10)
 threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
 try:
     queued.close()

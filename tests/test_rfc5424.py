@@ -323,7 +323,7 @@ def test_stdlib_syslog_handler_loses_the_outage(rsyslog: Rsyslog) -> None:
     scenario, loses the records of the outage (and, never reconnecting,
     every later one of the parent)."""
     expected, _ = _restart_while_logging(rsyslog, "syslog")
-    rsyslog.wait_for(len(expected), timeout=5.0)
+    rsyslog.wait_for(len(expected), timeout=5.0, quiet=0.5)
     got = {message["msg"].strip() for message in received(rsyslog)}
     lost = [record for record in expected if record not in got]
     assert len(lost) > len(expected) // 10, (len(lost), len(expected))
