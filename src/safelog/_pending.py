@@ -3,10 +3,11 @@ exit hooks that write them.
 
 Two kinds of handler keep a record after the log call that made it returns:
 a ``safelog.QueueHandler`` (queued for its writer thread) and a
-``safelog.RFC5424Handler`` (spooled while its collector is away).  Each kind
-registers a stage here.  :func:`flush` and the exit hooks run the stages in
-order, queues first: a queue's target may be a spooling handler, and what
-the queue hands it must be spooled before the spool is sent.
+``safelog.RFC5424Handler`` (spooled while its collector is away); the
+network handlers keep a count of records they dropped, not reported yet.
+Each kind registers a stage here.  :func:`flush` and the exit hooks run the
+stages in order, queues first: a queue's target may be a spooling handler,
+and what the queue hands it must be spooled before the spool is sent.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import contextlib
 import threading
 from typing import Callable
 
-__all__ = ["QUEUES", "SPOOLS", "flush", "register"]
+__all__ = ["DROP_REPORTS", "QUEUES", "SPOOLS", "flush", "register"]
 
 QUEUES = 0
 SPOOLS = 1
+DROP_REPORTS = 2
 
 # stage -> (flush every handler of that kind, ready them all for exit)
 _stages: dict[int, tuple[Callable[[], None], Callable[[], None]]] = {}
@@ -37,7 +39,8 @@ def flush() -> None:
     """Write everything logged so far through every ``safelog.QueueHandler``
     in this process, and flush their targets; then send what every
     ``safelog.RFC5424Handler`` has spooled (each waits at most its
-    ``flush_timeout``).
+    ``flush_timeout``); then report the records the network handlers
+    dropped and have not reported yet.
 
     Needed before ``os._exit()`` in a process that is not a forked child
     (a forked child writes each queued record before its log call

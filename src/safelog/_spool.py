@@ -52,7 +52,15 @@ else:
     # SIOCOUTQ: bytes in the send queue the peer has not acknowledged.
     _UNACKNOWLEDGED_IOCTL = getattr(termios, "TIOCOUTQ", None)
 
-__all__ = ["CONNECT_TIMEOUT", "INITIAL_BACKOFF", "MAX_BACKOFF", "SpooledConnection"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "INITIAL_BACKOFF",
+    "MAX_BACKOFF",
+    "READABLE",
+    "WRITABLE",
+    "SpooledConnection",
+    "wait_until",
+]
 
 INITIAL_BACKOFF = 0.1
 MAX_BACKOFF = 2.0
@@ -61,8 +69,8 @@ CONNECT_TIMEOUT = 10.0
 
 _IN_PROGRESS = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY}
 # poll()'s event bits; select.select() stands in where poll() is missing.
-_READABLE = getattr(select, "POLLIN", 1)
-_WRITABLE = getattr(select, "POLLOUT", 4)
+READABLE = getattr(select, "POLLIN", 1)
+WRITABLE = getattr(select, "POLLOUT", 4)
 
 
 class SpooledConnection:
@@ -159,7 +167,7 @@ class SpooledConnection:
             try:
                 count = sock.send(self._current[self._offset :])
             except BlockingIOError:
-                if not _wait_until(sock, _WRITABLE, deadline):
+                if not wait_until(sock, WRITABLE, deadline):
                     return
                 continue
             except OSError as error:
@@ -227,7 +235,7 @@ class SpooledConnection:
     def _finish_connect(self, sock: socket.socket, deadline: float) -> bool:
         """Whether the connect in progress has succeeded (waiting until
         ``deadline`` at most); a failed one is given up."""
-        if not _wait_until(sock, _WRITABLE, deadline):
+        if not wait_until(sock, WRITABLE, deadline):
             if time.monotonic() - self._connect_started > CONNECT_TIMEOUT:
                 self._give_up_connect("connect timed out")
             return False
@@ -262,7 +270,7 @@ class SpooledConnection:
     def _peer_still_there(self, sock: socket.socket) -> bool:
         """Whether the collector has neither closed nor reset the connection
         (a collector sends nothing; whatever it does send is discarded)."""
-        while _wait_until(sock, _READABLE, 0.0):
+        while wait_until(sock, READABLE, 0.0):
             try:
                 data = sock.recv(65536)
             except BlockingIOError:
@@ -329,13 +337,13 @@ class SpooledConnection:
                 self._sock.close()
 
 
-def _wait_until(sock: socket.socket, events: int, deadline: float) -> bool:
+def wait_until(sock: socket.socket, events: int, deadline: float) -> bool:
     """Whether ``sock`` is ready for ``events`` (or in error) by ``deadline``."""
     timeout = max(0.0, deadline - time.monotonic())
     poll = getattr(select, "poll", None)
     if poll is None:  # Windows
-        wanted = [sock] if events & _READABLE else []
-        writable = [sock] if events & _WRITABLE else []
+        wanted = [sock] if events & READABLE else []
+        writable = [sock] if events & WRITABLE else []
         ready = select.select(wanted, writable, [sock], timeout)
         return any(ready)
     poller = poll()
