@@ -1,4 +1,4 @@
-"""``python -m safelog doctor``: verdicts, --fix, --torture, exit status.
+"""``python -m safelog doctor``: verdicts, --fix, messages, exit status.
 
 Each test runs the real command in a child interpreter with a hard timeout,
 in a temporary directory holding the configuration under test.
@@ -6,17 +6,24 @@ in a temporary directory holding the configuration under test.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import logging.config
-import sys
+import socket
 from pathlib import Path
 
 import pytest
 
 import scenario
 from safelog import _replacements
-from safelog._doctor import Finding, check_dict_config, check_ini_config, judge_class
+from safelog._doctor import (
+    Finding,
+    check_dict_config,
+    check_ini_config,
+    judge_class,
+    summary,
+)
 
 FILE_HAZARD = _replacements.replacement_for(__import__("logging").FileHandler)
 EXAMPLE = {
@@ -173,7 +180,7 @@ def test_ini_config_and_its_fix(tmp_path: Path) -> None:
         + "; use safelog.FileHandler",
         "console: fork-safe: safelog.StreamHandler: a safelog handler: a forked "
         "child gets fresh locks and never writes what the parent will write",
-        "1 of 2 handlers are not fork-safe",
+        "1 of 2 handlers is not fork-safe",
     ] == outcome.stdout.splitlines()
     fixed = doctor("--fix", "logging.ini", cwd=tmp_path)
     assert 0 == fixed.returncode, fixed.describe()
@@ -203,7 +210,7 @@ def test_module_attribute_config(tmp_path: Path) -> None:
     )
     outcome = doctor("settings:LOGGING", cwd=tmp_path)
     assert 0 == outcome.returncode, outcome.describe()
-    assert "all 1 handlers are fork-safe" == outcome.stdout.splitlines()[-1]
+    assert "the 1 handler is fork-safe" == outcome.stdout.splitlines()[-1]
 
 
 def test_import_inspects_the_live_configuration(tmp_path: Path) -> None:
@@ -248,6 +255,7 @@ def test_unknown_and_subclassed_handlers_are_not_passed(tmp_path: Path) -> None:
     lines = outcome.stdout.splitlines()
     assert lines[0].startswith("mine: NOT fork-safe: mine.Mine: a subclass of ")
     assert lines[1].startswith("missing: NOT fork-safe: nowhere.Handler: cannot ")
+    assert lines[1].endswith("; route it through a safelog.QueueHandler (--fix does)")
     assert (
         "null: fork-safe: logging.NullHandler: it discards every record" == (lines[2])
     )
@@ -280,56 +288,237 @@ def test_help_describes_the_exit_status(tmp_path: Path) -> None:
     """--help prints the usage, every option and the exit status, then exits 0."""
     outcome = doctor("--help", cwd=tmp_path)
     assert 0 == outcome.returncode, outcome.describe()
-    for text in ("usage: python -m safelog doctor", "--fix", "--torture", "Exit"):
+    for text in ("usage: python -m safelog doctor", "--fix", "Exit"):
         assert text in outcome.stdout
 
 
-def test_torture_of_a_safelog_config_is_clean(tmp_path: Path) -> None:
-    """--torture on safelog handlers reports every handler clean, exit 0."""
+def test_torture_is_refused_and_nothing_is_sent_or_written(tmp_path: Path) -> None:
+    """--torture used to mail a configuration's SMTPHandler and write into its
+    files named by absolute path; it is now refused with what to use instead,
+    and neither it nor the check itself reaches a destination."""
+    sink = socket.socket()  # the mail server: it must never see a connection
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(16)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     config = {
         "version": 1,
         "handlers": {
-            "file": {"class": "safelog.FileHandler", "filename": "app.log"},
-            "err": {"class": "safelog.StreamHandler"},
+            "mail": {
+                "class": "logging.handlers.SMTPHandler",
+                "mailhost": ["127.0.0.1", sink.getsockname()[1]],
+                "fromaddr": "app@example.com",
+                "toaddrs": ["ops@example.com"],
+                "subject": "error",
+            },
+            "file": {
+                "class": "logging.FileHandler",
+                "filename": str(elsewhere / "app.log"),
+            },
         },
-        "root": {"level": "INFO", "handlers": ["file", "err"]},
+        "root": {"handlers": ["mail", "file"]},
     }
-    (tmp_path / "logging.json").write_text(json.dumps(config))
-    outcome = doctor("--torture", "logging.json", cwd=tmp_path)
-    assert 0 == outcome.returncode, outcome.describe()
-    torture = [line for line in outcome.stdout.splitlines() if "torture" in line]
-    assert 2 == len(torture)
-    assert all(": torture clean: 20 forks, 0 hung, 0 crashed;" in t for t in torture)
-    assert not (tmp_path / "app.log").exists()  # it ran in a temporary directory
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "logging.json").write_text(json.dumps(config))
+    try:
+        refused = doctor("--torture", "logging.json", cwd=work)
+        checked = doctor("logging.json", cwd=work)
+        sink.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sink.accept()
+    finally:
+        sink.close()
+    assert 2 == refused.returncode, refused.describe()
+    assert refused.stderr.startswith("usage: python -m safelog doctor")
+    assert "error: --torture was removed" in refused.stderr
+    assert "python -m safelog demo" in refused.stderr
+    assert "" == refused.stdout
+    assert 1 == checked.returncode, checked.describe()
+    assert [] == list(elsewhere.iterdir())
+    assert ["logging.json"] == [path.name for path in work.iterdir()]
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 12), reason="dictConfig names queue targets from 3.12"
-)
-def test_torture_of_the_stdlib_queue_handler_finds_the_hazard(tmp_path: Path) -> None:
-    """--torture on the stdlib QueueHandler reports children hung or records
-    lost, and exits 1."""
-    (tmp_path / "logging.json").write_text(json.dumps(EXAMPLE))
-    outcome = doctor("--torture", "logging.json", cwd=tmp_path)
+DJANGO_LOGGING = {
+    "version": 1,
+    "handlers": {
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+        },
+    },
+    "loggers": {"django": {"handlers": ["mail_admins"], "level": "INFO"}},
+}
+
+
+def test_third_party_handler_is_routed_through_a_queue_handler(
+    tmp_path: Path,
+) -> None:
+    """A handler the doctor cannot judge (Django's AdminEmailHandler, not
+    importable here) gets a way forward, and --fix puts a safelog.QueueHandler
+    under its name in front of it: the result passes the doctor."""
+    (tmp_path / "logging.json").write_text(json.dumps(DJANGO_LOGGING))
+    outcome = doctor("logging.json", cwd=tmp_path)
     assert 1 == outcome.returncode, outcome.describe()
-    torture = outcome.stdout.splitlines()[-1]
-    assert torture.startswith("queue: torture NOT clean: 20 forks, "), torture
-
-
-def test_torture_reports_a_configuration_that_fails(tmp_path: Path) -> None:
-    """--torture on a configuration dictConfig rejects names the error."""
-    config = {"version": 1, "handlers": {"file": {"class": "safelog.FileHandler"}}}
-    (tmp_path / "logging.json").write_text(json.dumps(config))
-    outcome = doctor("--torture", "logging.json", cwd=tmp_path)
-    assert 1 == outcome.returncode, outcome.describe()
-    assert outcome.stdout.splitlines()[-1].startswith(
-        "configuration: torture NOT clean: it fails in the child interpreter: "
-        "ValueError: Unable to configure handler 'file'"
+    assert outcome.stdout.splitlines()[0].endswith(
+        "; route it through a safelog.QueueHandler (--fix does)"
     )
+    fixed = doctor("--fix", "logging.json", cwd=tmp_path)
+    assert 0 == fixed.returncode, fixed.describe()
+    assert {
+        "mail_admins": {
+            "class": "safelog.QueueHandler",
+            "handlers": ["mail_admins_target"],
+        },
+        "mail_admins_target": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+        },
+    } == json.loads(fixed.stdout)["handlers"]
+    assert DJANGO_LOGGING["loggers"] == json.loads(fixed.stdout)["loggers"]
+    (tmp_path / "fixed.json").write_text(fixed.stdout)
+    again = doctor("fixed.json", cwd=tmp_path)
+    assert 0 == again.returncode, again.describe()
+    assert (
+        "mail_admins_target: fork-safe: django.utils.log.AdminEmailHandler: "
+        "behind safelog.QueueHandler 'mail_admins', whose writer thread alone "
+        "calls it and stops before a fork"
+    ) == again.stdout.splitlines()[1]
+
+
+def test_fixed_queue_routing_configures_and_delivers(tmp_path: Path) -> None:
+    """The --fix of an importable third-party handler builds with dictConfig,
+    and a record logged through the original name reaches the handler, at its
+    own level."""
+    (tmp_path / "vendor.py").write_text(
+        "import logging\n"
+        "class Collect(logging.Handler):\n"
+        "    def emit(self, record):\n"
+        "        with open('collected.txt', 'a') as out:\n"
+        "            out.write(record.getMessage() + '\\n')\n"
+    )
+    config = json.loads(json.dumps(DJANGO_LOGGING))
+    config["handlers"]["mail_admins"]["class"] = "vendor.Collect"
+    (tmp_path / "logging.json").write_text(json.dumps(config))
+    fixed = doctor("--fix", "logging.json", cwd=tmp_path)
+    assert 0 == fixed.returncode, fixed.describe()
+    (tmp_path / "fixed.json").write_text(fixed.stdout)
+    scenario.run_ok(
+        """
+        import json, logging, logging.config, safelog
+        logging.config.dictConfig(json.load(open("fixed.json")))
+        logging.getLogger("django").info("below the handler's level")
+        logging.getLogger("django").error("queued")
+        safelog.flush()
+        """,
+        cwd=tmp_path,
+    )
+    assert "queued\n" == (tmp_path / "collected.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "logging.yaml",
+            "version: 1\n",
+            "error: 'logging.yaml' is YAML, which the doctor does not read "
+            "(safelog depends on nothing outside the standard library); convert "
+            "it to JSON first, for example with: python -c 'import json,sys,yaml; "
+            "json.dump(yaml.safe_load(sys.stdin), sys.stdout)' < logging.yaml > "
+            "logging.json",
+        ),
+        ("logging.conf", "# ours\nversion: 1\nhandlers:\n", "'logging.conf' is YAML"),
+        (
+            "logging.json",
+            "",
+            "error: 'logging.json' is empty: give a dictConfig dict as JSON, or a "
+            "fileConfig .ini file",
+        ),
+        (
+            "logging.conf",
+            "[1, 2]\n",
+            "error: 'logging.conf' holds a JSON array, not an object: dictConfig "
+            'takes an object such as {"version": 1, "handlers": {...}}',
+        ),
+        (
+            "logging.json",
+            '{"handlers": {}}',
+            "error: 'logging.json' has no \"version\": dictConfig refuses a dict "
+            'without "version": 1',
+        ),
+        (
+            "gunicorn.conf.py",
+            "import os\nlogconfig_dict = dict(version=1)\n",
+            "error: 'gunicorn.conf.py' computes logconfig_dict (line 2) instead of "
+            "writing it as a literal dict",
+        ),
+        (
+            "gunicorn.conf.py",
+            "workers = 4\n",
+            "error: 'gunicorn.conf.py' assigns neither logconfig_dict nor LOGGING",
+        ),
+    ],
+)
+def test_a_file_the_doctor_cannot_read_says_what_is_wrong(
+    name: str, text: str, message: str, tmp_path: Path
+) -> None:
+    """YAML, an empty file, a JSON array, a dict without "version" and a
+    Python file without a literal configuration each get a message naming the
+    problem (and exit status 2)."""
+    (tmp_path / name).write_text(text)
+    outcome = doctor(name, cwd=tmp_path)
+    assert 2 == outcome.returncode, outcome.describe()
+    assert message in outcome.stderr
+
+
+GUNICORN_CONF = """\
+open("ran", "w").close()  # the doctor must not run this file
+workers = 4
+logconfig_dict = {
+    "handlers": {"file": {"class": "logging.FileHandler", "filename": "app.log"}},
+    "root": {"handlers": ["file"]},
+}
+"""
+
+
+def test_gunicorn_conf_py_is_read_without_running_it(tmp_path: Path) -> None:
+    """The literal logconfig_dict of a gunicorn.conf.py is judged (gunicorn
+    adds "version" itself) and --fix prints it converted, as Python."""
+    (tmp_path / "gunicorn.conf.py").write_text(GUNICORN_CONF)
+    outcome = doctor("gunicorn.conf.py", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    assert "1 of 1 handler is not fork-safe" == outcome.stdout.splitlines()[-1]
+    fixed = doctor("--fix", "gunicorn.conf.py", cwd=tmp_path)
+    assert 0 == fixed.returncode, fixed.describe()
+    name, _, value = fixed.stdout.partition(" = ")
+    assert "logconfig_dict" == name
+    assert {
+        "handlers": {"file": {"class": "safelog.FileHandler", "filename": "app.log"}},
+        "root": {"handlers": ["file"]},
+    } == ast.literal_eval(value)
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "last_line"),
+    [
+        ([True], "the 1 handler is fork-safe"),
+        ([True, True], "all 2 handlers are fork-safe"),
+        ([False], "1 of 1 handler is not fork-safe"),
+        ([False, True], "1 of 2 handlers is not fork-safe"),
+        ([False, False], "2 of 2 handlers are not fork-safe"),
+    ],
+)
+def test_the_summary_agrees_in_number(verdicts: list[bool], last_line: str) -> None:
+    """The summary line is grammatical for one handler and for several."""
+    findings = [Finding(str(i), "x", safe, "r") for i, safe in enumerate(verdicts)]
+    assert last_line == summary(findings)
 
 
 def test_a_factory_function_cannot_be_judged() -> None:
-    """A "()" factory that is not a class gets no verdict of fork-safe."""
+    """A "()" factory that is not a class gets no verdict of fork-safe, and
+    the way forward of a queue handler in front."""
     finding = judge_class("made", print, "builtins.print")
     assert (
         Finding(
@@ -337,6 +526,7 @@ def test_a_factory_function_cannot_be_judged() -> None:
             "builtins.print",
             False,
             "a factory, not a handler class: the doctor cannot tell what it builds",
+            route_through_queue=True,
         )
         == finding
     )

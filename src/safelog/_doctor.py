@@ -1,26 +1,25 @@
 """``python -m safelog doctor``: is a logging configuration fork-safe?
 
-The doctor reads a configuration (a ``dictConfig`` dictionary from a JSON file
-or a ``module:attribute``, an ``.ini`` file for ``fileConfig``, or the live
-configuration a module sets up when imported) and prints one line per handler:
-fork-safe or not, why, and the safelog class that replaces it.  The verdicts
-and hazards come from the table in ``_replacements``.
+The doctor reads a configuration (a ``dictConfig`` dictionary from a JSON
+file, a ``module:attribute`` or a Python file's literal ``logconfig_dict`` or
+``LOGGING``, an ``.ini`` file for ``fileConfig``, or the live configuration a
+module sets up when imported) and prints one line per handler: fork-safe or
+not, why, and the way forward: the safelog class that replaces it, or a
+``safelog.QueueHandler`` to route it through.  The verdicts and hazards come
+from the table in ``_replacements``.  It never builds a handler, so it never
+writes to a configuration's destinations.
 
-``--fix`` prints the configuration with every replaceable handler converted.
-``--torture`` builds the configuration in a child interpreter and forks
-children while threads log through each handler, then counts hung children
-and lost, duplicated and torn records.
+``--fix`` prints the configuration with every replaceable handler converted
+and, in a dict, every other one routed through a ``safelog.QueueHandler``.
 
-Exit status: 0 when every handler is fork-safe (and the torture run, if any,
-was clean), 1 otherwise, 2 for a usage error or a configuration that cannot
-be read.
+Exit status: 0 when every handler is fork-safe, 1 otherwise, 2 for a usage
+error or a configuration that cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import collections
 import configparser
 import contextlib
 import copy
@@ -28,18 +27,10 @@ import dataclasses
 import importlib
 import json
 import logging
-import logging.config
-import logging.handlers
 import os
+import pprint
 import re
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-import uuid
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -57,8 +48,8 @@ __all__ = [
     "check_live_config",
     "fix_dict_config",
     "fix_ini_config",
+    "load_config",
     "run",
-    "torture_main",
 ]
 
 PROG = "python -m safelog doctor"
@@ -102,6 +93,10 @@ class Finding:
     fork_safe: bool
     reason: str
     replacement: str | None = None
+    #: The way forward when there is no replacement: a safelog.QueueHandler
+    #: in front, whose writer thread alone calls the handler and stops before
+    #: a fork.
+    route_through_queue: bool = False
 
     def line(self) -> str:
         """One line for the report."""
@@ -109,6 +104,8 @@ class Finding:
         text = f"{self.name}: {verdict}: {self.class_path}: {self.reason}"
         if self.replacement is not None:
             text += f"; use {self.replacement}"
+        elif self.route_through_queue:
+            text += "; route it through a safelog.QueueHandler (--fix does)"
         return text
 
 
@@ -137,6 +134,7 @@ def judge_class(name: str, cls: object, path: str | None = None) -> Finding:
             shown,
             False,
             "a factory, not a handler class: the doctor cannot tell what it builds",
+            route_through_queue=True,
         )
     shown = _public_path(cls)
     replacement = _replacements.replacement_for(cls)
@@ -170,8 +168,15 @@ def judge_class(name: str, cls: object, path: str | None = None) -> Finding:
                 f"a subclass of {base_replacement.stdlib_path}, so "
                 f"{base_replacement.hazard}; the doctor cannot convert a subclass, "
                 "whose behaviour it cannot know",
+                route_through_queue=True,
             )
-    return Finding(name, shown, False, "not a handler the doctor knows: it cannot tell")
+    return Finding(
+        name,
+        shown,
+        False,
+        "not a handler the doctor knows, so it cannot tell what it does at fork",
+        route_through_queue=True,
+    )
 
 
 def _public_path(cls: type) -> str:
@@ -209,7 +214,14 @@ def _judge_path(name: str, path: str, *, ini: bool = False) -> Finding:
     try:
         found = _resolve_handler_path(path, ini=ini)
     except (ImportError, AttributeError, ValueError) as error:
-        return Finding(name, path, False, f"cannot import it: {error}")
+        return Finding(
+            name,
+            path,
+            False,
+            f"cannot import it here ({error}), so the doctor cannot tell what it "
+            "does at fork",
+            route_through_queue=True,
+        )
     return judge_class(name, found, path)
 
 
@@ -290,49 +302,218 @@ def _cycle_from(
 # --- reading configurations ---------------------------------------------------
 
 
-def load_dict_config(source: str) -> dict[str, Any]:
-    """The ``dictConfig`` dictionary in a JSON file, or at ``module:attribute``."""
-    if _is_module_reference(source):
-        module_name, _, attribute = source.partition(":")
+@dataclasses.dataclass(frozen=True)
+class LoadedConfig:
+    """A configuration as read: a ``dictConfig`` dict, or the text of an .ini
+    file for ``fileConfig`` (``dict_config`` is None)."""
+
+    source: str
+    dict_config: dict[str, Any] | None = None
+    ini_text: str = ""
+    #: The name a Python file assigns the dict to; --fix prints that assignment.
+    python_name: str | None = None
+
+    def check(self) -> list[Finding]:
+        """One finding per handler."""
+        if self.dict_config is not None:
+            return check_dict_config(self.dict_config)
+        return check_ini_config(self.ini_text, self.source)
+
+    def fixed(self) -> tuple[LoadedConfig, list[str]]:
+        """The converted configuration, and a note per handler left alone."""
+        if self.dict_config is not None:
+            config, notes = fix_dict_config(self.dict_config)
+            return dataclasses.replace(self, dict_config=config), notes
+        text, notes = fix_ini_config(self.ini_text, self.source)
+        return dataclasses.replace(self, ini_text=text), notes
+
+    def text(self) -> str:
+        """The configuration as a file of its kind holds it."""
+        if self.dict_config is None:
+            return self.ini_text
+        if self.python_name is not None:
+            shown = pprint.pformat(self.dict_config, sort_dicts=False)
+            return f"{self.python_name} = {shown}\n"
         try:
-            found: object = importlib.import_module(module_name)
-            for part in attribute.split("."):
-                found = getattr(found, part)
-        except (ImportError, AttributeError) as error:
-            raise ConfigError(f"cannot load {source!r}: {error}") from error
-        if not isinstance(found, Mapping):
+            return json.dumps(self.dict_config, indent=2, default=_json_default) + "\n"
+        except TypeError as error:
             raise ConfigError(
-                f"{source!r} is a {type(found).__name__}, not a dictConfig dict"
-            )
-        return copy.deepcopy(dict(found))
+                f"cannot print the converted configuration: {error}"
+            ) from error
+
+
+#: What a Python configuration file may assign its dict to: gunicorn's setting
+#: (gunicorn adds "version" itself), then Django's.
+_PYTHON_NAMES = ("logconfig_dict", "LOGGING")
+
+_YAML_TO_JSON = (
+    "python -c 'import json,sys,yaml; json.dump(yaml.safe_load(sys.stdin), "
+    "sys.stdout)' < {source} > logging.json"
+)
+
+_JSON_TYPES = {
+    list: "a JSON array",
+    str: "a JSON string",
+    int: "a JSON number",
+    float: "a JSON number",
+    bool: "a JSON boolean",
+    type(None): "JSON null",
+}
+
+
+def load_config(source: str) -> LoadedConfig:
+    """Read ``source``: ``module:attribute``, a JSON file, a Python file
+    (read with ``ast``, never run) or an .ini file.  Raises ConfigError with
+    what is wrong with it."""
+    if _is_module_reference(source):
+        return LoadedConfig(source, _checked_version(_import_dict(source), source))
+    suffix = Path(source).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        raise ConfigError(_yaml_refusal(source))
     try:
-        loaded = json.loads(Path(source).read_text(encoding="utf-8"))
+        text = Path(source).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read {source!r}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{source!r} is not UTF-8 text: {error}") from error
+    if not text.strip():
+        raise ConfigError(
+            f"{source!r} is empty: give a dictConfig dict as JSON, or a "
+            "fileConfig .ini file"
+        )
+    if suffix == ".py":
+        return _python_config(text, source)
+    if suffix == ".json" or text.lstrip().startswith("{") or _is_json(text):
+        return LoadedConfig(
+            source, _checked_version(_json_config(text, source), source)
+        )
+    if _looks_like_yaml(text):
+        raise ConfigError(_yaml_refusal(source))
+    return LoadedConfig(source, ini_text=text)
+
+
+def _import_dict(source: str) -> dict[str, Any]:
+    module_name, _, attribute = source.partition(":")
+    try:
+        found: object = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"cannot load {source!r}: {error}") from error
+    if not isinstance(found, Mapping):
+        raise ConfigError(
+            f"{source!r} is a {type(found).__name__}, not a dictConfig dict"
+        )
+    return copy.deepcopy(dict(found))
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _json_config(text: str, source: str) -> dict[str, Any]:
+    try:
+        loaded = json.loads(text)
     except ValueError as error:
         raise ConfigError(f"{source!r} is not valid JSON: {error}") from error
     if not isinstance(loaded, dict):
         raise ConfigError(
-            f"{source!r} holds a JSON {type(loaded).__name__}, not an object"
+            f"{source!r} holds {_JSON_TYPES.get(type(loaded), 'a value')}, not "
+            'an object: dictConfig takes an object such as {"version": 1, '
+            '"handlers": {...}}'
         )
     return loaded
+
+
+def _checked_version(config: dict[str, Any], source: str) -> dict[str, Any]:
+    if "version" not in config:
+        raise ConfigError(
+            f'{source!r} has no "version": dictConfig refuses a dict without '
+            '"version": 1'
+        )
+    if config["version"] != 1:
+        raise ConfigError(
+            f'{source!r} has "version": {config["version"]!r}: dictConfig knows '
+            "only version 1"
+        )
+    return config
+
+
+def _looks_like_yaml(text: str) -> bool:
+    """Whether ``text``, not JSON, starts as YAML does (``version: 1``)
+    rather than as an .ini file (``[loggers]``)."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", ";")):
+            return (
+                stripped == "---" or re.match(r"[\w.-]+:(\s|$)", stripped) is not None
+            )
+    return False
+
+
+def _yaml_refusal(source: str) -> str:
+    return (
+        f"{source!r} is YAML, which the doctor does not read (safelog depends "
+        "on nothing outside the standard library); convert it to JSON first, "
+        "for example with: " + _YAML_TO_JSON.format(source=source)
+    )
+
+
+def _python_config(text: str, source: str) -> LoadedConfig:
+    """The dict a Python file (``gunicorn.conf.py``, Django settings) assigns
+    at its top level to ``logconfig_dict`` or ``LOGGING``, when it is written
+    as a literal: the file is parsed, never run."""
+    try:
+        tree = ast.parse(text, source)
+    except SyntaxError as error:
+        raise ConfigError(
+            f"{source!r} is not valid Python: {error.msg} (line {error.lineno})"
+        ) from error
+    assigned: dict[str, ast.expr] = {}
+    for statement in tree.body:  # the last assignment wins, as when it runs
+        if isinstance(statement, ast.Assign):
+            for target in statement.targets:
+                if isinstance(target, ast.Name):
+                    assigned[target.id] = statement.value
+        elif (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and statement.value is not None
+        ):
+            assigned[statement.target.id] = statement.value
+    for name in _PYTHON_NAMES:
+        if name not in assigned:
+            continue
+        value = assigned[name]
+        try:
+            config = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise ConfigError(
+                f"{source!r} computes {name} (line {value.lineno}) instead of "
+                "writing it as a literal dict, and the doctor never runs a "
+                f"Python file: give MODULE:{name} to import (and so run) it instead"
+            ) from None
+        if not isinstance(config, dict):
+            raise ConfigError(
+                f"{source!r} sets {name} to a {type(config).__name__}, not a dict"
+            )
+        if name != "logconfig_dict":
+            _checked_version(config, source)
+        return LoadedConfig(source, config, python_name=name)
+    raise ConfigError(
+        f"{source!r} assigns neither logconfig_dict nor LOGGING at its top "
+        "level: the doctor reads a Python file only for one of those"
+    )
 
 
 def _is_module_reference(source: str) -> bool:
     return re.fullmatch(
         r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", source
     ) is not None and not os.path.exists(source)
-
-
-def config_kind(source: str) -> str:
-    """``"dict"`` or ``"ini"``: how ``source`` configures logging."""
-    if _is_module_reference(source):
-        return "dict"
-    try:
-        text = Path(source).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read {source!r}: {error.strerror}") from error
-    return "dict" if text.lstrip().startswith("{") else "ini"
 
 
 def _handler_configs(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -347,7 +528,9 @@ def check_dict_config(config: Mapping[str, Any]) -> list[Finding]:
 
     A ``safelog.QueueHandler`` whose target names are missing from the
     configuration, or lead back to it, is reported as ``dictConfig`` would
-    fail on it."""
+    fail on it.  A handler the doctor cannot judge (a third-party class, a
+    subclass, a factory) is fork-safe when only safelog.QueueHandlers call
+    it: it is not on any logger, nor the target of any other handler."""
     handler_configs = _handler_configs(config)
     queue_targets: dict[str, Sequence[str]] = {}
     malformed: dict[str, str] = {}
@@ -390,7 +573,57 @@ def check_dict_config(config: Mapping[str, Any]) -> list[Finding]:
         if problem is not None:
             finding = dataclasses.replace(finding, fork_safe=False, reason=problem)
         findings.append(finding)
-    return findings
+    called_directly = _called_directly(config, handler_configs, queue_targets)
+    return [
+        _behind_queue(finding, finding.name, queue_targets)
+        if finding.route_through_queue and finding.name not in called_directly
+        else finding
+        for finding in findings
+    ]
+
+
+def _called_directly(
+    config: Mapping[str, Any],
+    handler_configs: Mapping[str, Any],
+    queue_targets: Mapping[str, Sequence[str]],
+) -> set[str]:
+    """The handler names a logger, or a handler other than a safelog
+    QueueHandler (a MemoryHandler's "target", a standard QueueHandler's
+    "handlers"), calls."""
+    loggers = config.get("loggers")
+    callers = [
+        config.get("root"),
+        *(loggers.values() if isinstance(loggers, Mapping) else ()),
+    ]
+    names: set[str] = set()
+    for caller in callers:
+        if isinstance(caller, Mapping) and isinstance(caller.get("handlers"), list):
+            names.update(h for h in caller["handlers"] if isinstance(h, str))
+    for name, handler_config in handler_configs.items():
+        if name in queue_targets or not isinstance(handler_config, Mapping):
+            continue
+        if isinstance(handler_config.get("target"), str):
+            names.add(handler_config["target"])
+        if isinstance(handler_config.get("handlers"), list):
+            names.update(h for h in handler_config["handlers"] if isinstance(h, str))
+    return names
+
+
+def _behind_queue(
+    finding: Finding, key: str, queue_targets: Mapping[str, Sequence[str]]
+) -> Finding:
+    """``finding`` judged again for a handler (``key`` in ``queue_targets``)
+    that only safelog queue handlers call."""
+    queues = [name for name, targets in queue_targets.items() if key in targets]
+    if not queues:
+        return finding
+    return dataclasses.replace(
+        finding,
+        fork_safe=True,
+        reason=f"behind safelog.QueueHandler {queues[0]!r}, whose writer thread "
+        "alone calls it and stops before a fork",
+        route_through_queue=False,
+    )
 
 
 def _read_ini(text: str, source: str) -> configparser.ConfigParser:
@@ -459,14 +692,18 @@ def _literal_target_names(args: str) -> list[str] | None:
     return None
 
 
-def _live_handlers() -> Iterator[tuple[str, logging.Handler]]:
+def _loggers() -> list[tuple[str, logging.Logger]]:
     loggers: list[tuple[str, logging.Logger]] = [("root", logging.getLogger())]
     for logger_name, logger in sorted(logging.root.manager.loggerDict.items()):
         if isinstance(logger, logging.Logger):
             loggers.append((logger_name, logger))
+    return loggers
+
+
+def _live_handlers() -> Iterator[tuple[str, logging.Handler]]:
     seen: set[int] = set()
     pending: list[tuple[str, logging.Handler]] = []
-    for logger_name, logger in loggers:
+    for logger_name, logger in _loggers():
         for index, handler in enumerate(logger.handlers):
             pending.append((handler.name or f"{logger_name}[{index}]", handler))
     while pending:
@@ -496,8 +733,27 @@ def _targets_of(handler: logging.Handler) -> list[logging.Handler]:
 
 
 def check_live_config() -> list[Finding]:
-    """One finding per handler reachable from the loggers of this process."""
-    return [judge_class(name, type(handler)) for name, handler in _live_handlers()]
+    """One finding per handler reachable from the loggers of this process; a
+    handler the doctor cannot judge is fork-safe when only safelog
+    QueueHandlers call it."""
+    found = list(_live_handlers())
+    called_directly = {
+        id(handler) for _, logger in _loggers() for handler in logger.handlers
+    }
+    queue_targets: dict[str, Sequence[str]] = {}
+    for name, handler in found:
+        targets = _targets_of(handler)
+        if isinstance(handler, safelog.QueueHandler):
+            queue_targets[name] = [str(id(target)) for target in targets]
+        else:
+            called_directly.update(id(target) for target in targets)
+    findings = []
+    for name, handler in found:
+        finding = judge_class(name, type(handler))
+        if finding.route_through_queue and id(handler) not in called_directly:
+            finding = _behind_queue(finding, str(id(handler)), queue_targets)
+        findings.append(finding)
+    return findings
 
 
 # --- converting ---------------------------------------------------------------
@@ -505,14 +761,24 @@ def check_live_config() -> list[Finding]:
 
 def fix_dict_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """A copy of ``config`` with every replaceable handler converted to its
-    safelog class, and a note for each handler that could not be."""
+    safelog class, every handler the doctor cannot judge routed through a
+    safelog.QueueHandler, and a note for each handler left as it is.
+
+    The queue handler takes the routed handler's name, so loggers and other
+    handlers that name it keep working; the routed handler is renamed
+    ``NAME_target`` and keeps its level, formatter and filters."""
     fixed = copy.deepcopy(dict(config))
     notes = []
     handlers = _handler_configs(fixed)
     findings = {finding.name: finding for finding in check_dict_config(config)}
-    for name, handler_config in handlers.items():
+    for name, handler_config in list(handlers.items()):
         finding = findings[name]
         if finding.fork_safe:
+            continue
+        if finding.route_through_queue:
+            target = _unused_name(f"{name}_target", handlers)
+            handlers[target] = handler_config
+            handlers[name] = {"class": "safelog.QueueHandler", "handlers": [target]}
             continue
         if finding.replacement is None:
             notes.append(f"{name}: not converted: {finding.reason}")
@@ -535,6 +801,14 @@ def fix_dict_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
     return fixed, notes
 
 
+def _unused_name(wanted: str, taken: Mapping[str, object]) -> str:
+    name, number = wanted, 1
+    while name in taken:
+        number += 1
+        name = f"{wanted}{number}"
+    return name
+
+
 def fix_ini_config(text: str, source: str = "<ini>") -> tuple[str, list[str]]:
     """``text`` with the class of every replaceable handler converted, every
     other line (comments too) kept as it is, and the notes of what was not."""
@@ -547,6 +821,11 @@ def fix_ini_config(text: str, source: str = "<ini>") -> tuple[str, list[str]]:
             reason = finding.reason
             if finding.replacement is not None:
                 reason = "fileConfig cannot name the targets of a queue handler"
+            elif finding.route_through_queue:
+                reason += (
+                    "; in an .ini file, route it through a safelog.QueueHandler "
+                    "by hand (see docs/doctor.md)"
+                )
             notes.append(f"{finding.name}: not converted: {reason}")
             continue
         replacements[f"handler_{finding.name}"] = finding.replacement
@@ -574,345 +853,16 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot write {value!r} as JSON")
 
 
-# --- the torture run ----------------------------------------------------------
-
-TORTURE_FORKS = 20
-TORTURE_CHILD_TIMEOUT = 2.0
-_TORTURE_THREADS = 2
-_TORTURE_RECORDS_PER_CHILD = 3
-_TORTURE_FORK_INTERVAL = 0.02
-_TORTURE_SLACK = 20.0
-
-
-@dataclasses.dataclass
-class TortureTally:
-    """What a torture run did to one handler."""
-
-    name: str
-    forks: int
-    hung: int = 0
-    crashed: int = 0
-    records: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    torn: int = 0
-    problem: str | None = None
-
-    @property
-    def clean(self) -> bool:
-        return self.problem is None and not (
-            self.hung or self.crashed or self.lost or self.duplicated or self.torn
-        )
-
-    def line(self) -> str:
-        """One line for the report."""
-        verdict = "clean" if self.clean else "NOT clean"
-        if self.problem and not self.forks:
-            return f"{self.name}: torture {verdict}: {self.problem}"
-        text = (
-            f"{self.name}: torture {verdict}: {self.forks} forks, {self.hung} hung, "
-            f"{self.crashed} crashed; {self.records} records, {self.lost} lost, "
-            f"{self.duplicated} duplicated, {self.torn} torn"
-        )
-        if self.problem:
-            text += f" ({self.problem})"
-        return text
-
-
-def _configure(kind: str, source: str) -> None:
-    if kind == "dict":
-        logging.config.dictConfig(load_dict_config(source))
-    elif kind == "ini":
-        logging.config.fileConfig(source, disable_existing_loggers=False)
-    else:
-        importlib.import_module(source)
-
-
-def _start_stdlib_listeners(handlers: Sequence[logging.Handler]) -> list[Any]:
-    # dictConfig (3.12+) makes a QueueListener but leaves starting it to the
-    # application; start it as the application would.
-    started = []
-    for handler in handlers:
-        listener = getattr(handler, "listener", None)
-        if (
-            isinstance(listener, logging.handlers.QueueListener)
-            and getattr(listener, "_thread", None) is None
-        ):
-            listener.start()
-            started.append(listener)
-    return started
-
-
-def torture_main(argv: Sequence[str]) -> int:
-    """The torture run, inside the child interpreter; writes a JSON result."""
-    parser = argparse.ArgumentParser(prog="safelog-doctor-torture")
-    parser.add_argument("--kind", choices=("dict", "ini", "import"), required=True)
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--nonce", required=True)
-    parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--forks", type=int, default=TORTURE_FORKS)
-    parser.add_argument("--timeout", type=float, default=TORTURE_CHILD_TIMEOUT)
-    args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
-    try:
-        _configure(args.kind, args.source)
-    except Exception as error:
-        args.result.write_text(json.dumps({"error": _error_chain(error)}))
-        return 0
-    top_level = [
-        handler
-        for logger in [logging.getLogger()]
-        + [
-            found
-            for found in logging.root.manager.loggerDict.values()
-            if isinstance(found, logging.Logger)
-        ]
-        for handler in logger.handlers
-    ]
-    unique: dict[int, tuple[str, logging.Handler]] = {}
-    for name, handler in _live_handlers():
-        if any(handler is top for top in top_level):
-            unique[id(handler)] = (name, handler)
-    handlers = list(unique.values())
-    files = sorted(
-        {
-            os.path.abspath(str(handler.baseFilename))
-            for _, handler in _live_handlers()
-            if hasattr(handler, "baseFilename")
-        }
-    )
-    listeners = _start_stdlib_listeners([handler for _, handler in handlers])
-    phases = []
-    for index, (name, handler) in enumerate(handlers):
-        phases.append(
-            _torture_one(index, name, handler, args.nonce, args.forks, args.timeout)
-        )
-    for listener in listeners:
-        listener.stop()
-    logging.shutdown()
-    args.result.write_text(json.dumps({"files": files, "phases": phases}))
-    return 0
-
-
-def _error_chain(error: BaseException) -> str:
-    """``ValueError: Unable to configure handler 'q', because TypeError: ...``"""
-    parts = []
-    current: BaseException | None = error
-    while current is not None:
-        parts.append(f"{type(current).__name__}: {current}")
-        current = current.__cause__ or current.__context__
-    return ", because ".join(parts)
-
-
-def _torture_one(
-    index: int,
-    name: str,
-    handler: logging.Handler,
-    nonce: str,
-    forks: int,
-    timeout: float,
-) -> dict[str, Any]:
-    logger = logging.getLogger(f"safelog.doctor.torture.{index}")
-    logger.handlers = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    stop = threading.Event()
-    counts = [0] * _TORTURE_THREADS
-
-    def log_until_stopped(thread: int) -> None:
-        while not stop.is_set():
-            logger.critical(
-                "<<rec %s %d:t%d.%d>>", nonce, index, thread, counts[thread]
-            )
-            counts[thread] += 1
-
-    threads = [
-        threading.Thread(target=log_until_stopped, args=(thread,), daemon=True)
-        for thread in range(_TORTURE_THREADS)
-    ]
-    for thread in threads:
-        thread.start()
-    deadlines: dict[int, float] = {}
-    children: dict[int, int] = {}
-    for child in range(forks):
-        time.sleep(_TORTURE_FORK_INTERVAL)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the forked child
-            _log_in_child_and_exit(logger, nonce, index, child)
-        children[pid] = child
-        deadlines[pid] = time.monotonic() + timeout
-    stop.set()
-    for thread in threads:
-        thread.join()
-    statuses = _wait_for(deadlines)
-    logged = [children[pid] for pid, status in statuses.items() if status == 0]
-    return {
-        "name": name,
-        "forks": forks,
-        "hung": sum(status is None for status in statuses.values()),
-        "crashed": sum(status not in (0, None) for status in statuses.values()),
-        "threads": counts,
-        "children": logged,
-    }
-
-
-def _log_in_child_and_exit(
-    logger: logging.Logger, nonce: str, index: int, child: int
-) -> NoReturn:
-    status = 0
-    try:
-        for record in range(_TORTURE_RECORDS_PER_CHILD):
-            logger.critical("<<rec %s %d:c%d.%d>>", nonce, index, child, record)
-        logging.shutdown()  # as an interpreter at exit: flush every handler
-    except BaseException:
-        status = 1
-    os._exit(status)
-
-
-def _wait_for(deadlines: dict[int, float]) -> dict[int, int | None]:
-    statuses: dict[int, int | None] = {}
-    while len(statuses) < len(deadlines):
-        for pid, deadline in deadlines.items():
-            if pid in statuses:
-                continue
-            done, wait_status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                statuses[pid] = os.waitstatus_to_exitcode(wait_status)
-            elif time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                statuses[pid] = None
-        time.sleep(0.01)
-    return statuses
-
-
-def torture(
-    kind: str, source: str, *, forks: int = TORTURE_FORKS
-) -> list[TortureTally]:
-    """Run the torture in a child interpreter (own process group, killed on
-    timeout) in a temporary directory, and count what happened per handler."""
-    nonce = uuid.uuid4().hex[:8]
-    with tempfile.TemporaryDirectory(prefix="safelog-doctor-") as work:
-        result_path = Path(work, "result.json")
-        if kind in ("dict", "ini") and not _is_module_reference(source):
-            source = os.path.abspath(source)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [os.getcwd(), env.get("PYTHONPATH")])
-        )
-        command = [
-            sys.executable,
-            "-c",
-            "import sys; from safelog._doctor import torture_main; "
-            "sys.exit(torture_main(sys.argv[1:]))",
-            f"--kind={kind}",
-            f"--source={source}",
-            f"--nonce={nonce}",
-            f"--result={result_path}",
-            f"--forks={forks}",
-        ]
-        process = subprocess.Popen(
-            command,
-            cwd=work,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: we kill only that
-        )
-        limit = _TORTURE_SLACK + 10 * (
-            forks * _TORTURE_FORK_INTERVAL + TORTURE_CHILD_TIMEOUT
-        )
-        try:
-            stdout, stderr = process.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):  # it ended just now
-                os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            return [
-                TortureTally(
-                    "configuration", 0, problem=f"hung, killed after {limit:g} s"
-                )
-            ]
-        if process.returncode != 0 or not result_path.exists():
-            tail = stderr.decode(errors="replace").strip().splitlines()[-1:]
-            return [
-                TortureTally(
-                    "configuration",
-                    0,
-                    problem="the child interpreter failed: "
-                    + (tail[0] if tail else f"exit status {process.returncode}"),
-                )
-            ]
-        result = json.loads(result_path.read_text())
-        if "error" in result:
-            return [
-                TortureTally(
-                    "configuration",
-                    0,
-                    problem=f"it fails in the child interpreter: {result['error']}",
-                )
-            ]
-        outputs = [stdout.decode(errors="replace"), stderr.decode(errors="replace")]
-        for path in _output_files(Path(work), result["files"], result_path):
-            outputs.append(path.read_text(encoding="utf-8", errors="replace"))
-    return [
-        _tally(index, phase, nonce, outputs)
-        for index, phase in enumerate(result["phases"])
-    ]
-
-
-def _output_files(work: Path, files: Sequence[str], result_path: Path) -> list[Path]:
-    found = {path for path in work.rglob("*") if path.is_file() and path != result_path}
-    found.update(Path(name) for name in files if Path(name).is_file())
-    return sorted(found)
-
-
-def _tally(
-    index: int, phase: Mapping[str, Any], nonce: str, outputs: Sequence[str]
-) -> TortureTally:
-    tally = TortureTally(
-        str(phase["name"]),
-        int(phase["forks"]),
-        hung=int(phase["hung"]),
-        crashed=int(phase["crashed"]),
-    )
-    expected = {
-        f"t{thread}.{number}"
-        for thread, count in enumerate(phase["threads"])
-        for number in range(count)
-    }
-    expected |= {
-        f"c{child}.{record}"
-        for child in phase["children"]
-        for record in range(_TORTURE_RECORDS_PER_CHILD)
-    }
-    tally.records = len(expected)
-    record = re.compile(rf"<<rec {nonce} {index}:([tc]\d+\.\d+)>>")
-    piece = re.compile(rf"<<|>>|{nonce} {index}:")
-    reached = 0
-    for text in outputs:
-        found: collections.Counter[str] = collections.Counter()
-        torn = 0
-        for line in text.splitlines():
-            matches = record.findall(line)
-            if len(matches) == 1 and len(piece.findall(line)) == 3:
-                found[matches[0]] += 1
-            elif f"{nonce} {index}:" in line:
-                torn += 1
-        if not found and not torn:
-            continue  # this output is not one this handler writes to
-        reached += 1
-        tally.lost += len(expected - set(found))
-        tally.duplicated += sum(count - 1 for count in found.values() if count > 1)
-        tally.torn += torn
-    if not reached:
-        tally.lost = len(expected)
-        tally.problem = "no record reached any file or the standard streams"
-    return tally
-
-
 # --- the command --------------------------------------------------------------
+
+#: Why ``--torture`` is refused, and what to use instead.
+TORTURE_REMOVED = (
+    "--torture was removed: it wrote test records to the configuration's own "
+    "destinations (log files by absolute path, mail servers, sockets), which a "
+    "check must never do.  To watch the fork hazard, run 'python -m safelog "
+    "demo'; to test your own configuration under fork, follow 'Testing a "
+    "configuration under fork' in docs/doctor.md"
+)
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -923,11 +873,14 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="check whether a logging configuration is fork-safe, and fix it",
         description=(
             "Print, for every handler of a logging configuration, whether it is "
-            "fork-safe, why, and the safelog class that replaces it.  CONFIG is "
-            "a dictConfig dict in a JSON file or at MODULE:ATTRIBUTE, or an .ini "
-            "file for fileConfig; without CONFIG, --import MODULE inspects the "
-            "configuration that importing MODULE sets up.  Exit status: 0 when "
-            "every handler is fork-safe, 1 when one is not, 2 on a usage error."
+            "fork-safe, why, and the way to make it so.  CONFIG is a dictConfig "
+            "dict in a JSON file or at MODULE:ATTRIBUTE, a Python file setting "
+            "logconfig_dict or LOGGING to a literal dict (gunicorn.conf.py, read "
+            "without running it), or an .ini file for fileConfig; without "
+            "CONFIG, --import MODULE inspects the configuration that importing "
+            "MODULE sets up.  The doctor never writes to a configuration's "
+            "destinations.  Exit status: 0 when every handler is fork-safe, 1 "
+            "when one is not, 2 on a usage error."
         ),
     )
     add_arguments(doctor)
@@ -941,8 +894,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "config",
         nargs="?",
         metavar="CONFIG",
-        help="a JSON file or MODULE:ATTRIBUTE holding a dictConfig dict, "
-        "or an .ini file for fileConfig",
+        help="a JSON file or MODULE:ATTRIBUTE holding a dictConfig dict, a "
+        "Python file setting logconfig_dict or LOGGING, or an .ini file",
     )
     parser.add_argument(
         "--import",
@@ -955,17 +908,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fix",
         action="store_true",
         help="print the configuration with every replaceable handler converted "
-        "to safelog (JSON for a dict, the same .ini otherwise)",
+        "to safelog and every other one routed through a safelog.QueueHandler",
     )
-    parser.add_argument(
-        "--torture",
-        action="store_true",
-        help="also build the configuration in a child interpreter, fork "
-        "children while threads log through each handler, and report hung "
-        "children and lost, duplicated and torn records; it runs in a temporary "
-        "directory, so relative file names land there, but files named by an "
-        "absolute path get the test records",
-    )
+    # Kept only to refuse it with a message that says what to use instead.
+    parser.add_argument("--torture", action="store_true", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -978,87 +924,65 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             parser.error(message)
         raise SystemExit(f"{PROG}: error: {message}")
 
+    if args.torture:
+        usage_error(TORTURE_REMOVED)
     if args.config is not None and args.import_module is not None:
         usage_error("give CONFIG or --import MODULE, not both")
     if args.config is None and args.import_module is None:
         usage_error("give CONFIG or --import MODULE")
-    if args.fix and args.torture:
-        usage_error("--fix prints a configuration; run --torture on its output")
     if args.import_module is not None:
         if args.fix:
             usage_error(
                 "--fix needs CONFIG: a configuration set up by code has no file "
-                "to convert (call safelog.install() after it instead)"
+                "to convert (call safelog.install(queue=True) after it instead)"
             )
-        return _run_live(args.import_module, args.torture, out, usage_error)
+        return _run_live(args.import_module, out, usage_error)
     try:
-        kind = config_kind(args.config)
+        config = load_config(args.config)
         if args.fix:
-            return _run_fix(kind, args.config, out)
-        if kind == "dict":
-            findings = check_dict_config(load_dict_config(args.config))
-        else:
-            findings = check_ini_config(
-                Path(args.config).read_text(encoding="utf-8"), args.config
-            )
+            return _run_fix(config, out)
     except ConfigError as error:
         usage_error(str(error))
-    return _report(
-        findings, out, torture_of=(kind, args.config) if args.torture else None
-    )
+    return _report(config.check(), out)
 
 
-def _run_live(module: str, with_torture: bool, out: TextIO, usage_error: Any) -> int:
+def _run_live(module: str, out: TextIO, usage_error: Any) -> int:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         importlib.import_module(module)
     except ImportError as error:
         usage_error(f"cannot import {module!r}: {error}")
-    return _report(
-        check_live_config(),
-        out,
-        torture_of=("import", module) if with_torture else None,
-    )
+    return _report(check_live_config(), out)
 
 
-def _report(
-    findings: Sequence[Finding], out: TextIO, *, torture_of: tuple[str, str] | None
-) -> int:
+def summary(findings: Sequence[Finding]) -> str:
+    """The last line of the report: how many handlers are not fork-safe."""
+    total = len(findings)
+    unsafe = sum(not finding.fork_safe for finding in findings)
+    handlers = "handler" if total == 1 else "handlers"
+    if not findings:
+        return "no handlers: nothing to check"
+    if not unsafe:
+        return (
+            f"the 1 {handlers} is fork-safe"
+            if total == 1
+            else (f"all {total} {handlers} are fork-safe")
+        )
+    verb = "is" if unsafe == 1 else "are"
+    return f"{unsafe} of {total} {handlers} {verb} not fork-safe"
+
+
+def _report(findings: Sequence[Finding], out: TextIO) -> int:
     for finding in findings:
         print(finding.line(), file=out)
-    unsafe = sum(not finding.fork_safe for finding in findings)
-    if not findings:
-        print("no handlers: nothing to check", file=out)
-    elif unsafe:
-        print(f"{unsafe} of {len(findings)} handlers are not fork-safe", file=out)
-    else:
-        print(f"all {len(findings)} handlers are fork-safe", file=out)
-    clean = True
-    if torture_of is not None:
-        for tally in torture(*torture_of):
-            print(tally.line(), file=out)
-            clean = clean and tally.clean
-    return 0 if unsafe == 0 and clean else 1
+    print(summary(findings), file=out)
+    return 0 if all(finding.fork_safe for finding in findings) else 1
 
 
-def _run_fix(kind: str, source: str, out: TextIO) -> int:
-    if kind == "dict":
-        fixed, notes = fix_dict_config(load_dict_config(source))
-        try:
-            text = json.dumps(fixed, indent=2, default=_json_default) + "\n"
-        except TypeError as error:
-            raise ConfigError(
-                f"cannot print the converted configuration: {error}"
-            ) from error
-        findings = check_dict_config(fixed)
-    else:
-        fixed_text, notes = fix_ini_config(
-            Path(source).read_text(encoding="utf-8"), source
-        )
-        text = fixed_text
-        findings = check_ini_config(fixed_text, source)
-    out.write(text)
+def _run_fix(config: LoadedConfig, out: TextIO) -> int:
+    fixed, notes = config.fixed()
+    out.write(fixed.text())
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
-    return 0 if all(finding.fork_safe for finding in findings) else 1
+    return 0 if all(finding.fork_safe for finding in fixed.check()) else 1
