@@ -304,3 +304,58 @@ def test_file_api_refusals_as_open() -> None:
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+# A forked child's StreamHandler writes through a DescriptorStream; a file
+# size limit cuts one of its records short, so the stream keeps the rest.
+# Then the child forks: the grandchild logs, and so does the child.
+TAIL_KEPT_AT_FORK = """
+import logging, os, resource, signal, sys, time
+import safelog
+PATH = sys.argv[1]
+def wait(pid):
+    deadline = time.monotonic() + 20
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            sys.exit("hung")
+        time.sleep(0.01)
+handler = safelog.StreamHandler(open(PATH, "a"))
+handler.setFormatter(logging.Formatter("%(message)s"))
+handler.handleError = lambda record: None
+log = logging.getLogger("tail"); log.addHandler(handler); log.propagate = False
+log.warning("parent")
+child = os.fork()
+if child == 0:
+    try:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails: EFBIG
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(PATH) + 8, hard))
+        log.warning("child: torn record")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        grandchild = os.fork()
+        if grandchild == 0:
+            try:
+                log.warning("grandchild")
+            finally:
+                os._exit(0)
+        wait(grandchild)
+        log.warning("child again")
+    finally:
+        os._exit(0)
+wait(child)
+"""
+
+
+def test_grandchild_leaves_the_rest_of_a_torn_record_to_its_parent(
+    tmp_path: Path,
+) -> None:
+    """A forked child's record is cut short (a full disk), then the child
+    forks: the rest of that record is written once, by the child that began
+    it, not by the grandchild as well.  (The grandchild's record lands after
+    the first part: another process's write, see DescriptorStream.)"""
+    path = tmp_path / "out.log"
+    run_ok(TAIL_KEPT_AT_FORK, args=(str(path),), timeout=60)
+    # The limit let 8 bytes through: "child: t".
+    expected = ["parent", "child: tgrandchild", "orn record", "child again"]
+    assert expected == path.read_text().splitlines()

@@ -253,9 +253,14 @@ def _write_past_inherited_stream(handler: StreamHandler | FileHandler) -> None:
     flush to a full pipe, say, holding the buffer's lock with the record in
     the buffer.  A child that flushed the stream then (exit does, for
     ``sys.stderr``) would wait on that lock or write the record again, so the
-    buffer gets a fresh lock and drops the parent's bytes.
+    buffer gets a fresh lock and drops the parent's bytes.  A
+    :class:`DescriptorStream` (a child's, forked again) forgets the rest of
+    a record a failed write left: the process that began the record writes
+    it.
     """
     inherited = handler.stream
+    if isinstance(inherited, DescriptorStream):
+        inherited.forget_unwritten()  # the parent finishes its record
     child_stream = _stream_for_child(inherited)
     if child_stream is None:
         return
@@ -350,9 +355,7 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
         super().flush()
 
     def _start_afresh_in_child(self) -> None:
-        if isinstance(self.stream, DescriptorStream):
-            self.stream.forget_unwritten()  # the parent finishes its record
-        _write_past_inherited_stream(self)  # a buffered stream: only after setStream()
+        _write_past_inherited_stream(self)
 
     def _open(self) -> io.TextIOWrapper:
         return self._open_as(self.mode)
