@@ -262,3 +262,47 @@ def test_endless_reentrant_logging_ends_reported() -> None:
     assert ["first"] + ["again"] * 1000 == lines
     assert 1 == len(handler.errors)
     assert isinstance(handler.errors[0], RecursionError)
+
+
+# A forked child's QueueHandler delivers inline, on the logging thread: a
+# record of 200 KB goes to a full pipe in pieces, and SIGALRM arrives between
+# two of them.  The signal handler logs and calls safelog.flush(), as a
+# SIGTERM handler does before exiting; that delivers its record through the
+# batch path (write_batch) on the thread that is writing the long one.
+SIGNAL_FLUSH_IN_LONG_RECORD = """
+import json, logging, os, signal, time
+import safelog
+read_end, write_end = os.pipe()
+handler = safelog.StreamHandler(safelog.DescriptorStream(write_end, encoding="utf-8"))
+handler.setFormatter(logging.Formatter("%(message)s"))
+queued = safelog.QueueHandler(handler)
+log = logging.getLogger("long"); log.addHandler(queued); log.propagate = False
+pid = os.fork()
+if pid == 0:
+    try:
+        os.close(read_end)
+        def on_alarm(signum, frame):
+            log.warning("SIGNAL-RECORD")
+            safelog.flush()
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        log.warning("LONG-START " + "x" * 200_000 + " LONG-END")
+    finally:
+        os._exit(0)
+os.close(write_end)
+time.sleep(1.0)  # the child fills the pipe and waits; SIGALRM fires
+received = bytearray()
+while chunk := os.read(read_end, 65536):
+    received.extend(chunk)
+os.waitpid(pid, 0)
+print(json.dumps(received.decode().splitlines()))
+"""
+
+
+def test_signal_handler_flush_during_long_record_writes_after_it() -> None:
+    """A signal handler that logs and calls safelog.flush() while its thread
+    is writing a long record to a full pipe through a QueueHandler: its
+    record comes after the long one, which stays whole."""
+    outcome = run_ok(SIGNAL_FLUSH_IN_LONG_RECORD, timeout=60)
+    lines = json.loads(outcome.stdout.splitlines()[-1])
+    assert ["LONG-START " + "x" * 200_000 + " LONG-END", "SIGNAL-RECORD"] == lines

@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, cast
 
 try:
@@ -50,6 +50,11 @@ __all__ = ["FileHandler", "StreamHandler"]
 # otherwise keep it writing for ever (the standard library recurses until
 # RecursionError there).
 _REENTRANT_MAX = 1000
+
+
+def _held_by_this_thread(lock: object) -> bool:
+    is_owned = getattr(lock, "_is_owned", None)  # an RLock's; a Lock has none
+    return callable(is_owned) and bool(is_owned())
 
 
 class _ForkSafeHandler(logging.Handler):
@@ -90,12 +95,12 @@ class _ForkSafeHandler(logging.Handler):
             record = passed
         if not passed:
             return passed
+        if self._emitting and _held_by_this_thread(self.lock):
+            self._defer((record,))
+            return passed
         # _emit_and_catch_up(self.emit, record), written out: this is every
         # record's path, and the call costs a few percent of it.
-        lock = cast(Any, self.lock)  # an RLock: its owner is the emitting thread
-        if self._emitting and lock._is_owned():
-            self._reentrant.append(record)
-            return passed
+        lock = cast(Any, self.lock)
         lock.acquire()
         try:
             self._emitting = True
@@ -110,9 +115,12 @@ class _ForkSafeHandler(logging.Handler):
         return passed
 
     def _emit_and_catch_up(self, write: Callable[[Any], None], records: Any) -> None:
-        """``write(records)`` as ``handle()`` calls ``emit()``: under the
-        handler lock, marked as emitting, then the records logged
-        re-entrantly meanwhile."""
+        """``write(records)`` as ``handle()`` calls ``emit()`` for each of
+        ``records``: deferred when this thread is inside ``emit()``, else
+        under the handler lock, marked as emitting, then what is owed."""
+        if self._emitting and _held_by_this_thread(self.lock):
+            self._defer(records)
+            return
         lock = cast(Any, self.lock)
         lock.acquire()
         try:
@@ -125,6 +133,10 @@ class _ForkSafeHandler(logging.Handler):
                 self._catch_up()
         finally:
             lock.release()
+
+    def _defer(self, records: Iterable[logging.LogRecord]) -> None:
+        # Only the thread inside emit() calls this: it holds the lock.
+        self._reentrant.extend(records)
 
     def _catch_up(self) -> None:
         """With the lock held and no record in progress: write the records
