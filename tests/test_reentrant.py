@@ -306,3 +306,85 @@ def test_signal_handler_flush_during_long_record_writes_after_it() -> None:
     outcome = run_ok(SIGNAL_FLUSH_IN_LONG_RECORD, timeout=60)
     lines = json.loads(outcome.stdout.splitlines()[-1])
     assert ["LONG-START " + "x" * 200_000 + " LONG-END", "SIGNAL-RECORD"] == lines
+
+
+# A signal handler that logs, then raises (a timeout that gives up, Ctrl-C):
+# SIGUSR1 arrives while the main thread is inside the handler's emit().
+SIGNAL_THEN_RAISE = """
+import json, logging, logging.handlers, os, signal, sys
+import safelog
+PATH, CLS = sys.argv[1], sys.argv[2]
+handler = eval(CLS)(PATH)
+log = logging.getLogger("raise"); log.addHandler(handler); log.propagate = False
+def on_usr1(signum, frame):
+    log.warning("giving up")
+    raise KeyboardInterrupt
+signal.signal(signal.SIGUSR1, on_usr1)
+class Interrupted(logging.Formatter):
+    def format(self, record):
+        if record.msg == "work":
+            os.kill(os.getpid(), signal.SIGUSR1)  # handled before kill returns
+        return super().format(record)
+handler.setFormatter(Interrupted("%(message)s"))
+try:
+    log.warning("work")
+except KeyboardInterrupt:
+    raised = True
+else:
+    raised = False
+handler.close()
+with open(PATH) as file:
+    print(json.dumps([raised, file.read().splitlines()]))
+"""
+
+
+@pytest.mark.parametrize("cls", ["safelog.FileHandler", "logging.FileHandler"])
+def test_record_of_a_signal_handler_that_raises_is_written(
+    cls: str, tmp_path: object
+) -> None:
+    """A signal handler that logs, then raises KeyboardInterrupt, while its
+    thread is inside emit(): its record is written (by the standard
+    handler too), and the exception reaches the log call."""
+    path = f"{tmp_path}/out.log"
+    outcome = run_ok(SIGNAL_THEN_RAISE, args=(path, cls), timeout=30)
+    assert [True, ["giving up"]] == json.loads(outcome.stdout.splitlines()[-1])
+
+
+class _Interrupting(logging.Formatter):
+    """Logs "first" and "second" while formatting "outer", then raises
+    KeyboardInterrupt; raises it again while formatting "first"."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        super().__init__("%(message)s")
+        self.log = log
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.msg == "outer":
+            self.log.warning("first")
+            self.log.warning("second")
+            raise KeyboardInterrupt
+        if record.msg == "first" and not getattr(record, "retried", False):
+            record.retried = True
+            raise KeyboardInterrupt
+        return super().format(record)
+
+
+@pytest.mark.parametrize("finish", ["flush", "close"])
+def test_records_left_by_an_interrupted_catch_up_written_by(finish: str) -> None:
+    """The record in progress raises KeyboardInterrupt, and so does the
+    first of the records logged re-entrantly meanwhile, as it is written
+    after it: the log call raises, and flush() (or close()) writes the one
+    left."""
+    handler = _Collecting()
+    log = logging.getLogger(f"test_reentrant.interrupted.{finish}")
+    log.propagate = False
+    handler.setFormatter(_Interrupting(log))
+    log.addHandler(handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            log.warning("outer")
+        assert "" == handler.stream.getvalue()
+        getattr(handler, finish)()
+    finally:
+        log.removeHandler(handler)
+    assert "second\n" == handler.stream.getvalue()

@@ -75,6 +75,9 @@ class _ForkSafeHandler(logging.Handler):
     # appends, the handler lock keeps the others out.
     _emitting = False
     _reentrant: collections.deque[logging.LogRecord]
+    # Whether _catch_up() has work: records in _reentrant.
+    # One flag, so that a record's path reads one attribute after emit().
+    _owed_after_emit = False
 
     def _register_for_fork(self) -> None:
         self._reentrant = collections.deque()
@@ -89,7 +92,10 @@ class _ForkSafeHandler(logging.Handler):
         that logs) is written right after the record in progress, whole,
         instead of in the middle of its write (where a buffered stream
         raises "reentrant call" and a rotating file may roll over under
-        it)."""
+        it).  It is written even when the signal handler that logged it
+        then raises (``KeyboardInterrupt``), before the exception goes on;
+        should that write itself be interrupted, ``flush()`` and
+        ``close()`` write what is left."""
         passed = self.filter(record)
         if isinstance(passed, logging.LogRecord):  # 3.12+: a replacement
             record = passed
@@ -108,8 +114,8 @@ class _ForkSafeHandler(logging.Handler):
                 self.emit(record)
             finally:
                 self._emitting = False
-            if self._reentrant:
-                self._catch_up()
+                if self._owed_after_emit:
+                    self._catch_up()
         finally:
             lock.release()
         return passed
@@ -129,30 +135,46 @@ class _ForkSafeHandler(logging.Handler):
                 write(records)
             finally:
                 self._emitting = False
-            if self._reentrant:
-                self._catch_up()
+                if self._owed_after_emit:
+                    self._catch_up()
         finally:
             lock.release()
 
     def _defer(self, records: Iterable[logging.LogRecord]) -> None:
         # Only the thread inside emit() calls this: it holds the lock.
         self._reentrant.extend(records)
+        self._owed_after_emit = True
 
     def _catch_up(self) -> None:
         """With the lock held and no record in progress: write the records
         logged re-entrantly, each marked as emitting, those they log in turn
-        too, up to _REENTRANT_MAX."""
+        too, up to _REENTRANT_MAX.  An exception from emit() (a signal
+        handler's KeyboardInterrupt) leaves the records after it owed."""
+        # Marked as emitting from before the check: a signal handler that
+        # logs between the check and popleft() defers its record, instead of
+        # writing it and catching up on the rest itself.
         reentrant = self._reentrant
         for _ in range(_REENTRANT_MAX):
-            if not reentrant:
-                return
             self._emitting = True
             try:
+                if not reentrant:
+                    break
                 self.emit(reentrant.popleft())
             finally:
                 self._emitting = False
-        while reentrant:  # records that log records that log...: give up
-            record = reentrant.popleft()
+        else:
+            self._give_up_on_reentrant()
+        self._owed_after_emit = False
+
+    def _give_up_on_reentrant(self) -> None:
+        """Report the records still logged re-entrantly after _REENTRANT_MAX:
+        records that log records that log..."""
+        reentrant = self._reentrant
+        while reentrant:
+            try:
+                record = reentrant.popleft()
+            except IndexError:  # a signal handler's handle() took the last
+                return
             try:
                 raise RecursionError(
                     f"more than {_REENTRANT_MAX} records logged re-entrantly "
@@ -160,6 +182,28 @@ class _ForkSafeHandler(logging.Handler):
                 )
             except RecursionError:
                 self.handleError(record)
+
+    def _catch_up_unless_emitting(self) -> None:
+        """What ``flush()`` and ``close()`` do first: what is owed after
+        ``emit()``, unless this thread is inside it (then it follows the
+        record in progress, as in ``handle()``)."""
+        with cast(Any, self.lock):
+            if self._owed_after_emit and not self._emitting:
+                self._catch_up()
+
+    def flush(self) -> None:
+        """As the standard ``flush()``, after writing the records logged
+        re-entrantly that are still owed (see ``handle()``)."""
+        if self._owed_after_emit:
+            self._catch_up_unless_emitting()
+        super().flush()
+
+    def close(self) -> None:
+        """As the standard ``close()``, after writing the records logged
+        re-entrantly that are still owed (see ``handle()``)."""
+        if self._owed_after_emit:
+            self._catch_up_unless_emitting()
+        super().close()
 
     def before_fork(self, deadline: float) -> None:
         lock = self.lock
@@ -184,6 +228,7 @@ class _ForkSafeHandler(logging.Handler):
         # The parent writes what its threads logged re-entrantly.
         self._emitting = False
         self._reentrant = collections.deque()
+        self._owed_after_emit = False
         self._start_afresh_in_child()
 
     def _start_afresh_in_child(self) -> None:
@@ -356,12 +401,14 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
     def flush(self) -> None:
         """As ``logging.StreamHandler.flush``.  A file's stream holds nothing
         to flush (each record reached the kernel whole), unless a full disk
-        left a record half written: only then is the lock taken."""
+        left a record half written or records logged re-entrantly are still
+        owed (see ``handle()``): only then is the lock taken."""
         stream: object = self.stream
         if (
             type(stream) is DescriptorStream
             and not stream._unwritten
             and not stream.closed
+            and not self._owed_after_emit
         ):
             return
         super().flush()
@@ -455,7 +502,11 @@ def write_batch(
 
 # The flush() of the standard stream handler, and FileHandler's, which only
 # skips a lock where there is nothing to flush.
-_STANDARD_FLUSHES = (logging.StreamHandler.flush, FileHandler.flush)
+_STANDARD_FLUSHES = (
+    logging.StreamHandler.flush,
+    _ForkSafeHandler.flush,
+    FileHandler.flush,
+)
 
 
 def takes_batches(handler: logging.Handler) -> bool:
