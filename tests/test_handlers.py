@@ -636,3 +636,77 @@ def test_unwritable_record_is_reported_as_stdlib(
     stdlib = lifecycle(logging.FileHandler, options, capsys)
     assert "handleError" == stdlib[0]
     assert stdlib == lifecycle(safelog.FileHandler, options, capsys)
+
+
+def _counting_acquire(base: type[logging.StreamHandler[Any]]) -> Any:
+    class Counting(base):  # type: ignore[valid-type,misc]
+        acquired = 0
+
+        def acquire(self) -> None:
+            self.acquired += 1
+            super().acquire()
+
+    return Counting
+
+
+def test_handle_takes_the_lock_as_stdlib() -> None:
+    """A subclass's acquire() (an inter-process lock around each record,
+    say) is called by handle() as many times as the standard handler calls
+    it: through acquire() before 3.13, never from 3.13 on (handle() uses
+    ``with self.lock`` there)."""
+    counts = []
+    for base in (logging.StreamHandler, safelog.StreamHandler):
+        handler = _counting_acquire(base)(io.StringIO())
+        handler.handle(make_records("x")[0])
+        counts.append(handler.acquired)
+    stdlib, ours = counts
+    assert (2 if sys.version_info < (3, 13) else 0) == stdlib
+    assert stdlib == ours
+
+
+def _handle_without_lock(base: type[logging.StreamHandler[Any]]) -> str:
+    class NoLock(base):  # type: ignore[valid-type,misc]
+        def createLock(self) -> None:
+            self.lock = None
+
+    handler = NoLock(io.StringIO())
+    try:
+        handler.handle(make_records("x")[0])
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return repr(handler.stream.getvalue())
+
+
+def test_handler_whose_create_lock_sets_none_behaves_as_stdlib() -> None:
+    """A subclass whose createLock() sets no lock: the record is written
+    unlocked before 3.13 and ``with None`` fails with TypeError from 3.13
+    on, for safelog's handler as for the standard one."""
+    stdlib = _handle_without_lock(logging.StreamHandler)
+    if sys.version_info < (3, 13):
+        assert "'plain x\\n'" == stdlib
+    else:
+        assert stdlib.startswith("TypeError")
+    assert stdlib == _handle_without_lock(safelog.StreamHandler)
+
+
+def test_handler_whose_create_lock_sets_none_has_none_in_a_child() -> None:
+    """A subclass whose createLock() sets no lock has none in a forked
+    child either, as with the standard handler (the child step gives
+    fresh locks only to handlers that have one)."""
+    outcome = scenario.run_ok(
+        """
+        import io, logging, os
+        import safelog
+        class NoLock(safelog.StreamHandler):
+            def createLock(self):
+                self.lock = None
+        handler = NoLock(io.StringIO())
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if handler.lock is None else 1)
+        _, status = os.waitpid(pid, 0)
+        print(os.WEXITSTATUS(status))
+        """,
+        timeout=30,
+    )
+    assert "0" == outcome.stdout.strip()

@@ -21,9 +21,10 @@ import itertools
 import logging
 import os
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, cast
 
 try:
@@ -50,6 +51,11 @@ __all__ = ["FileHandler", "StreamHandler"]
 # otherwise keep it writing for ever (the standard library recurses until
 # RecursionError there).
 _REENTRANT_MAX = 1000
+
+# 3.13's Handler.handle() holds the lock by `with self.lock`; before, it calls
+# self.acquire() and self.release(), which a subclass may override and which
+# skip a lock that createLock() set to None.  safelog's handle() does the same.
+_HANDLE_USES_WITH_LOCK = sys.version_info >= (3, 13)
 
 
 def _held_by_this_thread(lock: object) -> bool:
@@ -85,7 +91,10 @@ class _ForkSafeHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> Any:
         """As ``logging.Handler.handle``: filter, then ``emit()`` under the
-        handler lock; returns what the standard ``handle()`` returns.
+        handler lock, taken as the standard ``handle()`` of this Python
+        takes it (``acquire()``/``release()`` before 3.13, ``with
+        self.lock`` from 3.13); returns what the standard ``handle()``
+        returns.
 
         A record logged through this handler by the thread that is inside
         its ``emit()`` already (a signal handler, a formatter or a filter
@@ -106,18 +115,27 @@ class _ForkSafeHandler(logging.Handler):
             return passed
         # _emit_and_catch_up(self.emit, record), written out: this is every
         # record's path, and the call costs a few percent of it.
-        lock = cast(Any, self.lock)
-        lock.acquire()
-        try:
-            self._emitting = True
+        if _HANDLE_USES_WITH_LOCK:
+            with self.lock:  # type: ignore[union-attr]  # None fails as 3.13's
+                self._emitting = True
+                try:
+                    self.emit(record)
+                finally:
+                    self._emitting = False
+                    if self._owed_after_emit:
+                        self._catch_up()
+        else:
+            self.acquire()
             try:
-                self.emit(record)
+                self._emitting = True
+                try:
+                    self.emit(record)
+                finally:
+                    self._emitting = False
+                    if self._owed_after_emit:
+                        self._catch_up()
             finally:
-                self._emitting = False
-                if self._owed_after_emit:
-                    self._catch_up()
-        finally:
-            lock.release()
+                self.release()
         return passed
 
     def _emit_and_catch_up(self, write: Callable[[Any], None], records: Any) -> None:
@@ -127,9 +145,7 @@ class _ForkSafeHandler(logging.Handler):
         if self._emitting and _held_by_this_thread(self.lock):
             self._defer(records)
             return
-        lock = cast(Any, self.lock)
-        lock.acquire()
-        try:
+        with self._held():
             self._emitting = True
             try:
                 write(records)
@@ -137,8 +153,19 @@ class _ForkSafeHandler(logging.Handler):
                 self._emitting = False
                 if self._owed_after_emit:
                     self._catch_up()
-        finally:
-            lock.release()
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """The handler lock, held as ``handle()`` holds it."""
+        if _HANDLE_USES_WITH_LOCK:
+            with self.lock:  # type: ignore[union-attr]
+                yield
+        else:
+            self.acquire()
+            try:
+                yield
+            finally:
+                self.release()
 
     def _defer(self, records: Iterable[logging.LogRecord]) -> None:
         # Only the thread inside emit() calls this: it holds the lock.
@@ -187,7 +214,7 @@ class _ForkSafeHandler(logging.Handler):
         """What ``flush()`` and ``close()`` do first: what is owed after
         ``emit()``, unless this thread is inside it (then it follows the
         record in progress, as in ``handle()``)."""
-        with cast(Any, self.lock):
+        with self._held():
             if self._owed_after_emit and not self._emitting:
                 self._catch_up()
 
@@ -222,8 +249,10 @@ class _ForkSafeHandler(logging.Handler):
         # False when the fork outlasted the fork timeout: a parent thread was
         # inside this handler then, and may have left a record half done.
         self._quiet_at_fork = self._lock_held_for_fork
-        # Never reuse a lock that a thread which does not exist here may hold.
-        self.lock = threading.RLock()
+        if self.lock is not None:  # None: createLock() wants none, as stdlib
+            # Never reuse a lock that a thread which does not exist here may
+            # hold.
+            self.lock = threading.RLock()
         self._lock_held_for_fork = False
         # The parent writes what its threads logged re-entrantly.
         self._emitting = False
