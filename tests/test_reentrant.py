@@ -388,3 +388,70 @@ def test_records_left_by_an_interrupted_catch_up_written_by(finish: str) -> None
     finally:
         log.removeHandler(handler)
     assert "second\n" == handler.stream.getvalue()
+
+
+# A signal handler that forks while its own thread is inside
+# StreamHandler.emit(), the record in the buffered stream but not flushed:
+# a line tracer sends SIGUSR1 just before emit()'s flush, so the timing is
+# exact.  The child returns from the signal handler, as a child may, logs,
+# and exits normally (which flushes the stream it inherited).
+FORK_INSIDE_EMIT = """
+import inspect, json, logging, os, signal, sys, time
+import safelog
+PATH = sys.argv[1]
+stream = open(PATH, "w")  # block-buffered
+handler = safelog.StreamHandler(stream)
+handler.setFormatter(logging.Formatter("%(message)s"))
+log = logging.getLogger("fork"); log.addHandler(handler); log.propagate = False
+children = []
+def on_usr1(signum, frame):
+    pid = os.fork()
+    if pid:
+        children.append(pid)
+signal.signal(signal.SIGUSR1, on_usr1)
+emit = logging.StreamHandler.emit
+lines, first = inspect.getsourcelines(emit)
+flush_line = first + next(n for n, line in enumerate(lines) if "self.flush()" in line)
+def trace(frame, event, arg):
+    if frame.f_code is not emit.__code__:
+        return None
+    def line(frame, event, arg):
+        if event == "line" and frame.f_lineno == flush_line:
+            sys.settrace(None)
+            frame.f_trace = None
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return line
+    return line
+sys.settrace(trace)
+try:
+    log.warning("parent record")
+    raised = None
+except Exception as error:
+    raised = repr(error)
+sys.settrace(None)
+if not children:  # the child
+    log.warning("child record, the log call raised %s", raised)
+    sys.exit(0)
+deadline = time.monotonic() + 20
+while not os.waitpid(children[0], os.WNOHANG)[0]:
+    if time.monotonic() > deadline:
+        os.kill(children[0], signal.SIGKILL)
+        sys.exit("child hung")
+    time.sleep(0.01)
+handler.flush()
+with open(PATH) as file:
+    print(json.dumps(sorted(file.read().splitlines())))
+"""
+
+
+def test_fork_from_signal_handler_inside_emit_writes_record_once(
+    tmp_path: object,
+) -> None:
+    """A signal handler forks while its thread is inside emit(), the record
+    still in the stream's buffer: the parent writes it, the child does not
+    (it drops the inherited buffer once that emit() returns there), and the
+    child's interrupted log call returns normally."""
+    path = f"{tmp_path}/out.log"
+    outcome = run_ok(FORK_INSIDE_EMIT, args=(path,), timeout=60)
+    lines = json.loads(outcome.stdout.splitlines()[-1])
+    assert ["child record, the log call raised None", "parent record"] == lines

@@ -69,6 +69,10 @@ class _ForkSafeHandler(logging.Handler):
     in progress instead of inside its write."""
 
     _lock_held_for_fork = False
+    # Whether the forking thread held the handler lock already when
+    # before_fork() took it: it forked from inside this handler (a signal
+    # handler that forks, a formatter that does).
+    _lock_held_by_forker = False
     _quiet_at_fork = True
     # The stream a forked child stopped writing through.  Kept referenced, as
     # the parent keeps it: dropping the last reference would finalize it in
@@ -81,7 +85,10 @@ class _ForkSafeHandler(logging.Handler):
     # appends, the handler lock keeps the others out.
     _emitting = False
     _reentrant: collections.deque[logging.LogRecord]
-    # Whether _catch_up() has work: records in _reentrant.
+    # The inherited stream a child forked from inside emit() resets once that
+    # emit() returns (see _write_past_inherited_stream).
+    _stream_to_reset: object = None
+    # Whether _catch_up() has work: records in _reentrant, a stream to reset.
     # One flag, so that a record's path reads one attribute after emit().
     _owed_after_emit = False
 
@@ -173,10 +180,14 @@ class _ForkSafeHandler(logging.Handler):
         self._owed_after_emit = True
 
     def _catch_up(self) -> None:
-        """With the lock held and no record in progress: write the records
-        logged re-entrantly, each marked as emitting, those they log in turn
-        too, up to _REENTRANT_MAX.  An exception from emit() (a signal
-        handler's KeyboardInterrupt) leaves the records after it owed."""
+        """With the lock held and no record in progress: reset the stream
+        a child inherited inside emit(), then write the records logged
+        re-entrantly, each marked as emitting, those they log in turn too,
+        up to _REENTRANT_MAX.  An exception from emit() (a signal handler's
+        KeyboardInterrupt) leaves the records after it owed."""
+        stream, self._stream_to_reset = self._stream_to_reset, None
+        if stream is not None:
+            _reset_inherited_stream(stream)
         # Marked as emitting from before the check: a signal handler that
         # logs between the check and popleft() defers its record, instead of
         # writing it and catching up on the rest itself.
@@ -232,31 +243,62 @@ class _ForkSafeHandler(logging.Handler):
             self._catch_up_unless_emitting()
         super().close()
 
+    def _at_fork_reinit(self) -> None:
+        # logging's own child hook calls this, before safelog's child step,
+        # for every handler.  It would re-initialise the lock in place, which
+        # breaks the forking thread when it holds the lock (a signal handler
+        # that forked inside emit(): its release() then fails).  The child
+        # step decides instead (see after_fork_in_child); a handler that is
+        # not registered for it keeps the standard behaviour.
+        if not self._registered_for_fork():
+            super()._at_fork_reinit()  # type: ignore[misc]
+
+    def _registered_for_fork(self) -> bool:
+        return hasattr(self, "_reentrant")
+
     def before_fork(self, deadline: float) -> None:
         lock = self.lock
         if lock is not None:
+            self._lock_held_by_forker = _held_by_this_thread(lock)
             # Bounded: a thread stuck in a slow write must not block the fork.
             timeout = max(0.0, deadline - time.monotonic())
             self._lock_held_for_fork = lock.acquire(timeout=timeout)
 
     def after_fork_in_parent(self) -> None:
+        self._lock_held_by_forker = False
         if self._lock_held_for_fork:
             self._lock_held_for_fork = False
             assert self.lock is not None
             self.lock.release()
 
     def after_fork_in_child(self) -> None:
-        # False when the fork outlasted the fork timeout: a parent thread was
-        # inside this handler then, and may have left a record half done.
-        self._quiet_at_fork = self._lock_held_for_fork
-        if self.lock is not None:  # None: createLock() wants none, as stdlib
+        """Start afresh: a lock no vanished thread holds, none of the
+        parent's deferred records, and the subclass's own reset.
+
+        The handler was quiet at fork when its lock was taken in time by a
+        thread not in the middle of a record.  When the forking thread itself
+        was inside this handler (a signal handler that forks), it keeps its
+        lock (no other thread can hold it, and its frames release it as they
+        return) and, when inside ``emit()``, counts as not quiet: the record
+        it was writing is the parent's."""
+        held_by_forker = self._lock_held_by_forker
+        forked_inside_emit = held_by_forker and self._emitting
+        self._quiet_at_fork = self._lock_held_for_fork and not forked_inside_emit
+        lock = self.lock
+        if held_by_forker:
+            if self._lock_held_for_fork:
+                assert lock is not None
+                lock.release()  # before_fork's acquisition; emit()'s stays
+        elif lock is not None:  # None: createLock() wants none, as stdlib
             # Never reuse a lock that a thread which does not exist here may
             # hold.
             self.lock = threading.RLock()
-        self._lock_held_for_fork = False
+        self._lock_held_for_fork = self._lock_held_by_forker = False
+        # The thread inside emit() resets this when emit() returns.
+        self._emitting = forked_inside_emit
         # The parent writes what its threads logged re-entrantly.
-        self._emitting = False
         self._reentrant = collections.deque()
+        self._stream_to_reset = None
         self._owed_after_emit = False
         self._start_afresh_in_child()
 
@@ -339,7 +381,9 @@ def _write_past_inherited_stream(handler: StreamHandler | FileHandler) -> None:
     flush to a full pipe, say, holding the buffer's lock with the record in
     the buffer.  A child that flushed the stream then (exit does, for
     ``sys.stderr``) would wait on that lock or write the record again, so the
-    buffer gets a fresh lock and drops the parent's bytes.  A
+    buffer gets a fresh lock and drops the parent's bytes.  So it does when
+    the child was forked by the thread inside ``emit()`` (a signal handler
+    that forks), once that ``emit()`` returns in the child.  A
     :class:`DescriptorStream` (a child's, forked again) forgets the rest of
     a record a failed write left: the process that began the record writes
     it.
@@ -350,10 +394,47 @@ def _write_past_inherited_stream(handler: StreamHandler | FileHandler) -> None:
     child_stream = _stream_for_child(inherited)
     if child_stream is None:
         return
-    if not handler._quiet_at_fork:
-        reset_text_stream(inherited, newline=None, known_newline=False)
+    if handler._emitting:
+        # This thread forked inside emit() (from a signal handler), perhaps
+        # inside the stream's own code, which a reset would pull the buffer
+        # from under: the reset waits until emit() returns.
+        handler._stream_to_reset = inherited
+        handler._owed_after_emit = True
+    elif not handler._quiet_at_fork:
+        _reset_inherited_stream(inherited)
     handler._inherited_stream = inherited
     handler.stream = cast(TextIO, child_stream)
+
+
+def _reset_inherited_stream(stream: object) -> None:
+    """In a forked child, with no thread inside ``stream``: drop the
+    parent's bytes pending in it, as ``reset_text_stream`` does, and the
+    text its text layer has not passed to the buffer yet (a record between
+    ``write`` and ``flush``), which ``reset_text_stream`` leaves alone
+    unless told the stream's ``newline`` setting."""
+    buffer = getattr(stream, "buffer", None)
+    if type(stream) is io.TextIOWrapper and type(buffer) is io.BufferedWriter:
+        raw = buffer.raw  # an attribute: no buffer lock taken
+        if not raw.closed:
+            # The text layer's flush hands its pending text to the buffer,
+            # which hands it to a raw file that keeps nothing.  Re-initialised
+            # first, the buffer has a fresh lock and none of the parent's bytes.
+            buffer.__init__(_Discard())  # type: ignore[misc]
+            try:
+                stream.flush()
+            finally:
+                buffer.__init__(raw)  # type: ignore[misc]
+    reset_text_stream(stream, newline=None, known_newline=False)
+
+
+class _Discard(io.RawIOBase):
+    """A raw file that takes every write and keeps nothing."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
 
 
 def _plain_descriptor(stream: object) -> int | None:
@@ -387,7 +468,10 @@ class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
     the child also re-initialises the inherited stream's buffer (a fresh lock,
     an empty buffer), so flushing that stream there, as interpreter exit does
     for ``sys.stderr``, neither hangs nor writes again the record that thread
-    was flushing (see docs/how-it-works.md for the text layer).
+    was flushing (see docs/how-it-works.md for the text layer).  So does a
+    child forked by a signal handler while its thread was inside this
+    handler's ``emit()``, once that ``emit()`` returns there: the record it
+    was writing is the parent's.
     """
 
     # The emit() that write_batch() stands in for (see there).
