@@ -495,6 +495,10 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
     :class:`DescriptorStream`.  Each record reaches the file whole in one
     write at its end, so a forked child never writes a parent's record again
     and processes appending to one file never tear each other's records.
+    The one exception is a write that fails part way (a full disk): it is
+    reported, the rest of the record follows before this process's next
+    one, but another process's record may land right after its first part
+    (see :class:`DescriptorStream`).
     """
 
     _batch_emit: ClassVar[Callable[..., None]] = logging.FileHandler.emit

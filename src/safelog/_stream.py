@@ -5,7 +5,8 @@ Python, a forked child inherits no pending bytes to write a second time, and
 because there is no io lock, a child cannot inherit one held by a vanished
 thread.  On a descriptor opened with ``O_APPEND``, the kernel places each
 write at the end of the file, so processes appending to one file never
-overwrite or tear each other's records.
+overwrite or tear each other's records, as long as their writes succeed (a
+write that fails part way is described in :class:`DescriptorStream`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,16 @@ class DescriptorStream(io.TextIOBase):
     when a single record exceeds ``PIPE_BUF``.  A non-blocking descriptor
     that cannot take more is waited for, up to ``write_timeout`` (a socket's
     timeout; None: as long as it takes).  When a write fails after part of a
-    record went out (a full disk), the rest of that record is kept and
-    written first by the next write or flush, so no record is glued onto a
-    torn one; the error is raised for the record it concerns.
+    record went out (a full disk, a file size limit), the rest of that
+    record is kept and written first by the next write or flush, so none of
+    this process's records is glued onto a torn one; the error is raised for
+    the record it concerns.  Another process appending to the same file is
+    not held back: if its write succeeds meanwhile (it has room, or space
+    was freed), its record lands right after the first part of the torn one,
+    whose rest comes later.  Nothing can prevent that short of cutting the
+    file back, which could cut that other record.  A forked child never
+    writes the rest of a record its parent began (see
+    :meth:`forget_unwritten`).
 
     Besides writing, it does what a text file from ``open()`` does with
     ``tell()``, ``seek()``, ``seekable()``, ``readable()``, ``read()`` and
