@@ -359,3 +359,51 @@ def test_grandchild_leaves_the_rest_of_a_torn_record_to_its_parent(
     # The limit let 8 bytes through: "child: t".
     expected = ["parent", "child: tgrandchild", "orn record", "child again"]
     assert expected == path.read_text().splitlines()
+
+
+# A long record goes to a full non-blocking pipe in pieces; SIGALRM arrives
+# while the write waits for room, and its handler raises KeyboardInterrupt
+# (Ctrl-C).  The log call raises it; the next record must not be glued onto
+# the torn one.  (On a blocking pipe the signal can land right after a
+# partial os.write() returns, before its count is stored: that count is
+# lost to Python code, and so is the rest of the record.)
+INTERRUPTED_LONG_WRITE = """
+import json, logging, os, signal, time
+import safelog
+read_end, write_end = os.pipe()
+os.set_blocking(write_end, False)
+handler = safelog.StreamHandler(safelog.DescriptorStream(write_end, encoding="utf-8"))
+handler.setFormatter(logging.Formatter("%(message)s"))
+log = logging.getLogger("interrupted"); log.addHandler(handler); log.propagate = False
+pid = os.fork()
+if pid == 0:
+    try:
+        os.close(read_end)
+        def on_alarm(signum, frame):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        try:
+            log.warning("LONG-START " + "x" * 200_000 + " LONG-END")
+        except KeyboardInterrupt:
+            pass
+        log.warning("NEXT")
+    finally:
+        os._exit(0)
+os.close(write_end)
+time.sleep(1.0)  # the child fills the pipe; SIGALRM interrupts its wait
+received = bytearray()
+while chunk := os.read(read_end, 65536):
+    received.extend(chunk)
+os.waitpid(pid, 0)
+print(json.dumps(received.decode().splitlines()))
+"""
+
+
+def test_write_interrupted_by_a_raising_signal_handler_keeps_the_rest() -> None:
+    """Ctrl-C while a long record waits for room in a full non-blocking
+    pipe: the log call raises, and the rest of the record is written before
+    the next one."""
+    outcome = run_ok(INTERRUPTED_LONG_WRITE, timeout=60)
+    lines = json.loads(outcome.stdout.splitlines()[-1])
+    assert ["LONG-START " + "x" * 200_000 + " LONG-END", "NEXT"] == lines

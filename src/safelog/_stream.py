@@ -223,7 +223,11 @@ class DescriptorStream(io.TextIOBase):
         """
         if written < 0:
             if self._unwritten:
-                done, failure = self._write_all(self._unwritten)
+                try:
+                    done, failure = self._write_all(self._unwritten)
+                except BaseException as interruption:  # see _write_all
+                    self._unwritten = self._unwritten[_written_by(interruption) :]
+                    raise
                 self._unwritten = self._unwritten[done:]
                 if failure is not None:
                     failure.safelog_written = 0  # type: ignore[attr-defined]
@@ -237,33 +241,50 @@ class DescriptorStream(io.TextIOBase):
                 raise
             if written == len(data):
                 return
-        done, failure = self._write_all(data, written)
+        try:
+            done, failure = self._write_all(data, written)
+        except BaseException as interruption:  # see _write_all
+            self._keep_rest(data, _written_by(interruption), record_ends)
+            raise
         if failure is None:
             return
+        self._keep_rest(data, done, record_ends)
+        failure.safelog_written = done  # type: ignore[attr-defined]
+        raise failure
+
+    def _keep_rest(
+        self, data: bytes, done: int, record_ends: Callable[[], list[int]] | None
+    ) -> None:
+        """The write of ``data`` stopped after ``done`` bytes: keep the rest
+        of the record it stopped in, to be written first next time."""
         ends = record_ends() if record_ends is not None else [len(data)]
         end = next((end for end in ends if end > done), len(data))
         start = max([0, *(e for e in ends if e <= done)])
         if start < done:  # the record it stopped in is half written
             self._unwritten = data[done:end]
-        failure.safelog_written = done  # type: ignore[attr-defined]
-        raise failure
 
     def _write_all(self, data: bytes, done: int = 0) -> tuple[int, OSError | None]:
         """Write ``data`` from offset ``done`` on, continuing after a partial
         write and waiting while a non-blocking descriptor is full; return
         the bytes written and the error that stopped the write short, if
-        any."""
+        any.  A signal handler that raises between two pieces (Ctrl-C while
+        a pipe is full) stops the write: the exception goes on, carrying the
+        bytes written in ``safelog_written``, so that the rest is kept."""
         view = memoryview(data)
-        while done < len(view):
-            try:
-                done += os.write(self._fd, view[done:])
-            except BlockingIOError:
+        try:
+            while done < len(view):
                 try:
-                    self._wait_until_writable()
+                    done += os.write(self._fd, view[done:])
+                except BlockingIOError:
+                    try:
+                        self._wait_until_writable()
+                    except OSError as error:
+                        return done, error
                 except OSError as error:
                     return done, error
-            except OSError as error:
-                return done, error
+        except BaseException as interruption:
+            interruption.safelog_written = done  # type: ignore[attr-defined]
+            raise
         return done, None
 
     def _wait_until_writable(self) -> None:
@@ -398,3 +419,9 @@ class DescriptorStream(io.TextIOBase):
             f"<safelog.DescriptorStream name={self.name!r} fd={self._fd} "
             f"encoding={self._encoding!r}>"
         )
+
+
+def _written_by(interruption: BaseException) -> int:
+    """The bytes written before ``interruption`` stopped a write."""
+    written: int = getattr(interruption, "safelog_written", 0)
+    return written
