@@ -58,6 +58,10 @@ _REENTRANT_MAX = 1000
 _HANDLE_USES_WITH_LOCK = sys.version_info >= (3, 13)
 
 
+# Bound once: handle() compares it with the handler's pid on every record.
+_getpid = os.getpid
+
+
 def _held_by_this_thread(lock: object) -> bool:
     is_owned = getattr(lock, "_is_owned", None)  # an RLock's; a Lock has none
     return callable(is_owned) and bool(is_owned())
@@ -91,10 +95,45 @@ class _ForkSafeHandler(logging.Handler):
     # Whether _catch_up() has work: records in _reentrant, a stream to reset.
     # One flag, so that a record's path reads one attribute after emit().
     _owed_after_emit = False
+    # The process whose fork steps this handler last took: another one means
+    # a fork that ran no at-fork hook (see _notice_hookless_fork).
+    _owner_pid = 0
+    # Whether handle() must lock through acquire() and release(), which
+    # this class overrides (see __init_subclass__).
+    _locks_through_methods = False
 
     def _register_for_fork(self) -> None:
         self._reentrant = collections.deque()
+        self._owner_pid = os.getpid()
         _atfork.register(self)
+
+    def _notice_hookless_fork(self) -> None:
+        """Called, before the handler lock is taken, when this process is not
+        the one the handler belongs to: a fork that ran no Python at-fork
+        hook (uWSGI without ``--py-call-uwsgi-fork-hooks``, C code calling
+        ``fork()``).  Nothing was prepared, so the child step runs now, as
+        after a fork that outlasted the fork timeout: a fresh lock, the
+        parent's deferred records and buffered bytes left to the parent."""
+        if not self._owner_pid:
+            return  # a subclass that never registered: it takes no fork steps
+        self._lock_held_for_fork = self._lock_held_by_forker = False
+        self.after_fork_in_child()
+
+    def acquire(self) -> None:
+        """Take the handler lock, as the standard ``acquire()`` does; first,
+        in a process forked without at-fork hooks, make it this process's."""
+        if self._owner_pid != _getpid():
+            self._notice_hookless_fork()
+        super().acquire()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Before 3.13 the standard handle() calls acquire() and release(),
+        # so a subclass may override them; handle() then calls them too.
+        cls._locks_through_methods = not _HANDLE_USES_WITH_LOCK and (
+            cls.acquire is not _ForkSafeHandler.acquire
+            or cls.release is not logging.Handler.release
+        )
 
     def handle(self, record: logging.LogRecord) -> Any:
         """As ``logging.Handler.handle``: filter, then ``emit()`` under the
@@ -120,29 +159,39 @@ class _ForkSafeHandler(logging.Handler):
         if self._emitting and _held_by_this_thread(self.lock):
             self._defer((record,))
             return passed
+        if self._owner_pid != _getpid():
+            self._notice_hookless_fork()
+        lock = self.lock
+        if lock is None or self._locks_through_methods:
+            return self._handle_locked_as_stdlib(record, passed)
         # _emit_and_catch_up(self.emit, record), written out: this is every
         # record's path, and the call costs a few percent of it.
-        if _HANDLE_USES_WITH_LOCK:
-            with self.lock:  # type: ignore[union-attr]  # None fails as 3.13's
-                self._emitting = True
-                try:
-                    self.emit(record)
-                finally:
-                    self._emitting = False
-                    if self._owed_after_emit:
-                        self._catch_up()
-        else:
-            self.acquire()
+        lock.acquire()
+        try:
+            self._emitting = True
             try:
-                self._emitting = True
-                try:
-                    self.emit(record)
-                finally:
-                    self._emitting = False
-                    if self._owed_after_emit:
-                        self._catch_up()
+                self.emit(record)
             finally:
-                self.release()
+                self._emitting = False
+                if self._owed_after_emit:
+                    self._catch_up()
+        finally:
+            lock.release()
+        return passed
+
+    def _handle_locked_as_stdlib(self, record: logging.LogRecord, passed: Any) -> Any:
+        """The rest of ``handle()`` where the standard one treats the lock
+        specially: it calls a subclass's ``acquire()`` and ``release()``
+        (before 3.13), and skips a lock ``createLock()`` set to None (before
+        3.13; from 3.13 ``with None`` raises ``TypeError``)."""
+        with self._held():
+            self._emitting = True
+            try:
+                self.emit(record)
+            finally:
+                self._emitting = False
+                if self._owed_after_emit:
+                    self._catch_up()
         return passed
 
     def _emit_and_catch_up(self, write: Callable[[Any], None], records: Any) -> None:
@@ -163,8 +212,10 @@ class _ForkSafeHandler(logging.Handler):
 
     @contextlib.contextmanager
     def _held(self) -> Iterator[None]:
-        """The handler lock, held as ``handle()`` holds it."""
+        """The handler lock, held as the standard ``handle()`` holds it."""
         if _HANDLE_USES_WITH_LOCK:
+            if self._owner_pid != _getpid():
+                self._notice_hookless_fork()
             with self.lock:  # type: ignore[union-attr]
                 yield
         else:
@@ -300,6 +351,7 @@ class _ForkSafeHandler(logging.Handler):
         self._reentrant = collections.deque()
         self._stream_to_reset = None
         self._owed_after_emit = False
+        self._owner_pid = os.getpid()
         self._start_afresh_in_child()
 
     def _start_afresh_in_child(self) -> None:

@@ -340,6 +340,8 @@ class QueueHandler(logging.Handler):
             return
         captured = (record.__class__, copied, renderings)
         state = self._state
+        if state.pid != os.getpid():  # a fork that ran no at-fork hook
+            state = self._current_state()
         if state.inline:
             try:
                 self._deliver_here(state, captured)
