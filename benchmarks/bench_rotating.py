@@ -8,6 +8,13 @@ ratio measured in this one run, the handlers interleaved round by round so
 that a busy machine slows them alike:
 
     python benchmarks/bench_rotating.py [--records N] [--rounds R]
+        [--processes P] [--many-backups-records M]
+
+Two families of cases: ``backupCount`` 3 with large files, where the cost
+per record dominates, and ``backupCount`` 2000 with 5 KiB files, where a
+rollover comes every few dozen records and its cost dominates (the setting
+of concurrent-log-handler's own stress test, in which a rollover that
+looks at every backup number up to ``backupCount`` is slow).
 
 The multi-process figures of the standard handler are shown for scale only:
 it loses records when several processes rotate one file.
@@ -16,6 +23,7 @@ it loses records when several processes rotate one file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import logging
 import logging.handlers
@@ -31,20 +39,22 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
     import safelog
 
-MakeHandler = Callable[[str, int], logging.Handler]
+# (path, maxBytes, backupCount) -> handler
+MakeHandler = Callable[[str, int, int], logging.Handler]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
-BACKUPS = 3
+FEW_BACKUPS = 3
+MANY_BACKUPS = 2000
 
 
-def stdlib_handler(path: str, max_bytes: int) -> logging.Handler:
+def stdlib_handler(path: str, max_bytes: int, backups: int) -> logging.Handler:
     return logging.handlers.RotatingFileHandler(
-        path, maxBytes=max_bytes, backupCount=BACKUPS
+        path, maxBytes=max_bytes, backupCount=backups
     )
 
 
-def safelog_handler(path: str, max_bytes: int) -> logging.Handler:
-    return safelog.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=BACKUPS)
+def safelog_handler(path: str, max_bytes: int, backups: int) -> logging.Handler:
+    return safelog.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups)
 
 
 def contenders() -> dict[str, MakeHandler]:
@@ -59,17 +69,27 @@ def contenders() -> dict[str, MakeHandler]:
         print("concurrent-log-handler is not importable: skipped")
         return handlers
 
-    def concurrent_handler(path: str, max_bytes: int) -> logging.Handler:
+    def concurrent_handler(path: str, max_bytes: int, backups: int) -> logging.Handler:
         return ConcurrentRotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=BACKUPS
+            path, maxBytes=max_bytes, backupCount=backups
         )
 
     handlers["ConcurrentRotatingFileHandler"] = concurrent_handler
     return handlers
 
 
-def log_records(make: MakeHandler, path: str, max_bytes: int, records: int) -> None:
-    handler = make(path, max_bytes)
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One setting, the same for every handler."""
+
+    max_bytes: int
+    backups: int
+    records: int  # in all, split between the processes
+    processes: int
+
+
+def log_records(make: MakeHandler, path: str, case: Case, records: int) -> None:
+    handler = make(path, case.max_bytes, case.backups)
     handler.setFormatter(logging.Formatter(FORMAT))
     logger = logging.Logger("bench")
     logger.addHandler(handler)
@@ -78,44 +98,39 @@ def log_records(make: MakeHandler, path: str, max_bytes: int, records: int) -> N
     handler.close()
 
 
-def records_per_second(
-    make: MakeHandler, max_bytes: int, records: int, processes: int
-) -> float:
-    """Records per second, all processes together, on a fresh file."""
+def records_per_second(make: MakeHandler, case: Case) -> float:
+    """Records per second, all processes together, on a fresh file in a
+    fresh directory (so every run starts with no backups)."""
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "bench.log")
         gc.collect()
         start = time.perf_counter()
-        if processes == 1:
-            log_records(make, path, max_bytes, records)
+        if case.processes == 1:
+            log_records(make, path, case, case.records)
         else:
             children = []
-            for _ in range(processes):
+            for _ in range(case.processes):
                 pid = os.fork()
                 if pid == 0:
                     try:
-                        log_records(make, path, max_bytes, records // processes)
+                        log_records(make, path, case, case.records // case.processes)
                     finally:
                         os._exit(0)
                 children.append(pid)
             for pid in children:
                 os.waitpid(pid, 0)
         elapsed = time.perf_counter() - start
-    return records / elapsed
+    return case.records / elapsed
 
 
 def measure(
-    handlers: dict[str, MakeHandler],
-    max_bytes: int,
-    records: int,
-    processes: int,
-    rounds: int,
+    handlers: dict[str, MakeHandler], case: Case, rounds: int
 ) -> dict[str, float]:
     """Best rate of each handler over ``rounds`` interleaved rounds."""
     rates: dict[str, list[float]] = {name: [] for name in handlers}
     for _ in range(rounds):
         for name, make in handlers.items():
-            rates[name].append(records_per_second(make, max_bytes, records, processes))
+            rates[name].append(records_per_second(make, case))
     return {name: max(values) for name, values in rates.items()}
 
 
@@ -134,34 +149,46 @@ def report(title: str, best: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--many-backups-records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--processes", type=int, default=4)
     options = parser.parse_args()
     handlers = contenders()
     print(f"Python {sys.version.split()[0]}, best of {options.rounds} rounds")
-    for max_bytes, label in ((10 * 1024 * 1024, "10 MiB"), (64 * 1024, "64 KiB")):
-        best = measure(handlers, max_bytes, options.records, 1, options.rounds)
-        report(
-            f"1 process, maxBytes {label}, {options.records} records"
-            " (target: safelog/stdlib 0.80 or more, above concurrent-log-handler)",
-            best,
-        )
-    if hasattr(os, "fork"):
+    target = "(target: safelog/stdlib 0.80 or more, above concurrent-log-handler)"
+    several = options.processes if hasattr(os, "fork") else 1
+    cases = [
+        (f"maxBytes 10 MiB, backupCount {FEW_BACKUPS}", 10 * 1024 * 1024, 1),
+        (f"maxBytes 64 KiB, backupCount {FEW_BACKUPS}", 64 * 1024, 1),
+        (f"maxBytes 64 KiB, backupCount {FEW_BACKUPS}", 64 * 1024, several),
+    ]
+    for label, max_bytes, processes in cases:
+        case = Case(max_bytes, FEW_BACKUPS, options.records, processes)
+        run(handlers, label, case, options.rounds, target)
+    for processes in sorted({1, several}):
+        case = Case(5 * 1024, MANY_BACKUPS, options.many_backups_records, processes)
+        label = f"maxBytes 5 KiB, backupCount {MANY_BACKUPS}"
+        run(handlers, label, case, options.rounds, target)
+
+
+def run(
+    handlers: dict[str, MakeHandler],
+    label: str,
+    case: Case,
+    rounds: int,
+    target: str,
+) -> None:
+    if case.processes == 1:
+        title = f"1 process, {label}, {case.records} records {target}"
+    else:
         # The standard handler's rollovers race here and report failed
         # renames through handleError; keep them out of the table.
         logging.raiseExceptions = False
-        best = measure(
-            handlers,
-            64 * 1024,
-            options.records,
-            options.processes,
-            options.rounds,
+        title = (
+            f"{case.processes} processes, {label}, {case.records} records in all"
+            " (the stdlib loses records here)"
         )
-        report(
-            f"{options.processes} processes, maxBytes 64 KiB,"
-            f" {options.records} records in all (the stdlib loses records here)",
-            best,
-        )
+    report(title, measure(handlers, case, rounds))
 
 
 if __name__ == "__main__":
