@@ -105,6 +105,136 @@ def test_namer_and_rotator_as_stdlib(tmp_path: Path) -> None:
     assert expected == actual
 
 
+# Backups an earlier run left: gaps (no .2, .4), the top number (.6), one
+# beyond backupCount (.9), and names that are not backups (.02, .x, .1.gz).
+LEFT_BEHIND = ["1", "3", "5", "6", "9", "02", "x", "1.gz"]
+
+
+def seed_backups(name: str, suffixes: list[str]) -> None:
+    for suffix in suffixes:
+        path = Path(f"{name}.{suffix}")
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"left behind as {path.name}\n")
+
+
+def tree_contents(directory: Path) -> dict[str, bytes]:
+    """Every log file under ``directory``, sub-directories included (the
+    lock file left out), by relative path."""
+    return {
+        path.relative_to(directory).as_posix(): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not path.name.endswith(safelog._rotating.LOCK_FILE_SUFFIX)
+    }
+
+
+def test_backups_with_gaps_as_stdlib(tmp_path: Path) -> None:
+    """Backups left with gaps in their numbers move up by one each, gaps
+    kept, the top one overwritten only by its neighbour, others left alone:
+    as the standard handler, which looks at every number."""
+
+    def make(cls: type[logging.handlers.RotatingFileHandler], name: str) -> Any:
+        seed_backups(name, LEFT_BEHIND)
+        return cls(name, maxBytes=300, backupCount=6)
+
+    expected, actual = same_as_stdlib(tmp_path, make, MESSAGES[:40])
+    assert "left behind as app.log.9\n" == actual["app.log.9"].decode()
+    assert "left behind as app.log.02\n" == actual["app.log.02"].decode()
+    assert expected == actual
+
+
+class SubdirectoryNames(logging.handlers.RotatingFileHandler):
+    """Backups named by overriding rotation_filename, in a sub-directory."""
+
+    def rotation_filename(self, default_name: str) -> str:
+        directory, name = os.path.split(default_name)
+        return os.path.join(directory, "old", name.replace(".log.", "-") + ".txt")
+
+
+@pytest.mark.parametrize("hook", ["namer", "rotation_filename"])
+def test_custom_names_with_gaps_as_stdlib(tmp_path: Path, hook: str) -> None:
+    """With a namer, or a subclass's rotation_filename, putting backups in
+    another directory, backups left with gaps are moved as the standard
+    handler moves them."""
+
+    def make(cls: type[logging.handlers.RotatingFileHandler], name: str) -> Any:
+        if hook == "rotation_filename":
+            cls = type("Named", (SubdirectoryNames, cls), {})
+        handler = cls(name, maxBytes=300, backupCount=6)
+        if hook == "namer":
+            handler.namer = SubdirectoryNames.rotation_filename.__get__(handler)
+        for suffix in LEFT_BEHIND:
+            path = Path(handler.rotation_filename(f"{name}.{suffix}"))
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(f"left behind as {path.name}\n")
+        return handler
+
+    results = []
+    for cls in (logging.handlers.RotatingFileHandler, safelog.RotatingFileHandler):
+        directory = tmp_path / cls.__module__
+        directory.mkdir()
+        log_through(make(cls, str(directory / "app.log")), MESSAGES[:40])
+        results.append(tree_contents(directory))
+    expected, actual = results
+    assert "left behind as app-9.txt\n" == actual["old/app-9.txt"].decode()
+    assert {"old/app-1.txt", "old/app-2.txt", "old/app-6.txt"} < set(actual)
+    assert expected == actual
+
+
+def test_rollover_cost_does_not_grow_with_backup_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hazard: the standard rollover asks os.path.exists for every number
+    below backupCount (4,000 calls with backupCount=2000), all under the
+    exclusive lock, so every process waits.  safelog's looks only at the
+    backups that exist."""
+    handler = safelog.RotatingFileHandler(
+        tmp_path / "app.log", maxBytes=10_000, backupCount=2000
+    )
+    seed_backups(str(tmp_path / "app.log"), ["1", "2", "700"])
+    handler.emit(logging.makeLogRecord({"msg": "before"}))
+    looked_at: list[str] = []
+    exists = os.path.exists
+
+    def counting_exists(path: Any) -> bool:
+        looked_at.append(os.fspath(path))
+        return exists(path)
+
+    monkeypatch.setattr(os.path, "exists", counting_exists)
+    handler.doRollover()
+    handler.close()
+    # Two names per existing backup, .1 again, and the log in rotate().
+    assert 8 == len(looked_at)
+    expected = ["app.log", "app.log.1", "app.log.2", "app.log.3", "app.log.701"]
+    assert expected == list(file_contents(tmp_path))
+
+
+def test_a_directory_that_cannot_be_listed_falls_back_to_every_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the log's directory can be searched but not listed, rollover
+    looks at every number, as the standard handler does."""
+    seed_backups(str(tmp_path / "app.log"), ["1", "3"])
+
+    def unlistable(path: Any) -> list[str]:
+        raise PermissionError(13, "Permission denied", path)
+
+    handler = safelog.RotatingFileHandler(
+        tmp_path / "app.log", maxBytes=10_000, backupCount=4
+    )
+    handler.emit(logging.makeLogRecord({"msg": "current"}))
+    monkeypatch.setattr(os, "listdir", unlistable)
+    handler.doRollover()
+    handler.close()
+    monkeypatch.undo()
+    expected = {
+        "app.log": b"",
+        "app.log.1": b"current\n",
+        "app.log.2": b"left behind as app.log.1\n",
+        "app.log.4": b"left behind as app.log.3\n",
+    }
+    assert expected == file_contents(tmp_path)
+
+
 @pytest.mark.parametrize(
     "options",
     [

@@ -34,7 +34,9 @@ import logging
 import logging.handlers
 import os
 import stat
+import sys
 import time
+import unicodedata
 from typing import Any
 
 try:
@@ -239,6 +241,29 @@ def _is_regular(status: os.stat_result) -> bool:
     return stat.S_ISREG(status.st_mode)
 
 
+def _same_name_key(name: str) -> str:
+    """What a file name is compared by when matching a directory listing
+    against the names the handler computes.  Linux file systems compare
+    bytes; macOS and Windows ones, by default, ignore case (and macOS also
+    Unicode normalisation), so a backup whose name differs only so must not
+    be missed there.  A match is only a candidate: it is checked with
+    ``os.path.exists`` before anything is renamed."""
+    if sys.platform in ("darwin", "win32"):
+        return unicodedata.normalize("NFC", name).casefold()
+    return name
+
+
+def _names_in(directory: str) -> set[str] | None:
+    """The keys of the names in ``directory``: an empty set if it does not
+    exist, None if it cannot be listed (searchable but not readable)."""
+    try:
+        return {_same_name_key(name) for name in os.listdir(directory or ".")}
+    except FileNotFoundError:
+        return set()
+    except OSError:
+        return None
+
+
 class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler):
     """``logging.handlers.RotatingFileHandler`` that any number of processes
     may share.
@@ -259,7 +284,11 @@ class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler)
     reached ``maxBytes``, and each record is in exactly one file, whole.
     That costs two ``flock`` calls and one ``stat`` per record; the write
     itself is one ``os.write``.  With ``maxBytes == 0`` the handler never
-    rolls over and takes no lock.
+    rolls over and takes no lock.  A rollover lists the log's directory once
+    and then touches only the backups that exist, so with the default names
+    its cost does not grow with ``backupCount`` (the standard handler looks
+    at every number below it); with a ``namer`` it computes every number's
+    name, without system calls.
 
     Thread-safe and fork-safe as ``safelog.FileHandler``; a forked child
     opens its own lock descriptor.  Where ``fcntl`` is missing (Windows) there
@@ -291,6 +320,84 @@ class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler)
             and size + length >= self.maxBytes
             and _is_regular(status)  # never /dev/null and the like (bpo-45401)
         )
+
+    def _roll_over(self) -> None:
+        """The standard ``doRollover``, with the same checks, renames,
+        ``rotation_filename``/``namer`` and ``rotate``/``rotator`` calls in the
+        same order, but looking only at the backups that may exist (see
+        ``_backups_to_shift``) instead of at every number below
+        ``backupCount``.  Runs under the exclusive lock."""
+        self._close_stream()
+        if self.backupCount > 0:
+            for number in self._backups_to_shift():
+                source = self.rotation_filename(f"{self.baseFilename}.{number}")
+                dest = self.rotation_filename(f"{self.baseFilename}.{number + 1}")
+                if os.path.exists(source):
+                    if os.path.exists(dest):
+                        os.remove(dest)
+                    os.rename(source, dest)
+            dest = self.rotation_filename(self.baseFilename + ".1")
+            if os.path.exists(dest):
+                os.remove(dest)
+            self.rotate(self.baseFilename, dest)
+        if not self.delay:
+            self.stream = self._open()
+
+    def _backups_to_shift(self) -> list[int]:
+        """The backup numbers, highest first, that the standard
+        ``doRollover`` would find existing and move up by one: a superset of
+        them, from one listing of the directory.
+
+        The standard handler asks ``os.path.exists`` for every number from
+        ``backupCount - 1`` down to 1, which with ``backupCount=2000`` costs
+        thousands of system calls per rollover, all under the exclusive lock.
+        The listing is taken under that lock too, and the renames that
+        follow only create names of higher numbers, already looked at (for
+        any namer that gives different numbers different names), so a
+        number whose name is not in the listing would fail the standard
+        check, and is skipped; the others get the standard checks, so gaps,
+        dangling links and names that only match here are treated exactly
+        as the standard handler treats them.  The cost is one
+        listing plus a few calls per existing backup.  With the default
+        names the listing is parsed; with a ``namer`` or an overridden
+        ``rotation_filename`` every number's name is computed (no system
+        call) and looked up.  A directory that cannot be listed falls back
+        to every number."""
+        every_number = range(self.backupCount - 1, 0, -1)
+        default_names = not callable(self.namer) and (
+            getattr(self.rotation_filename, "__func__", None)
+            is logging.handlers.BaseRotatingHandler.rotation_filename
+        )
+        if default_names:
+            directory, base_name = os.path.split(self.baseFilename)
+            listed = _names_in(directory)
+            if listed is None:
+                return list(every_number)
+            prefix = _same_name_key(base_name + ".")
+            found = []
+            for name in listed:
+                suffix = name[len(prefix) :]
+                if (
+                    name.startswith(prefix)
+                    and suffix.isascii()
+                    and suffix.isdigit()
+                    and str(int(suffix)) == suffix  # "app.log.01" is not ".1"
+                    and 0 < int(suffix) < self.backupCount
+                ):
+                    found.append(int(suffix))
+            return sorted(found, reverse=True)
+        listings: dict[str, set[str] | None] = {}
+        found = []
+        for number in every_number:
+            directory, name = os.path.split(
+                self.rotation_filename(f"{self.baseFilename}.{number}")
+            )
+            if directory not in listings:
+                listings[directory] = _names_in(directory)
+            listed = listings[directory]
+            if listed is None or _same_name_key(name) in listed:
+                found.append(number)
+        return found
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
         """Whether writing ``record`` now to this process's file would roll
