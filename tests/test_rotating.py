@@ -142,12 +142,17 @@ def test_backups_with_gaps_as_stdlib(tmp_path: Path) -> None:
     assert expected == actual
 
 
+def in_subdirectory(default_name: str) -> str:
+    """``dir/app.log.3`` becomes ``dir/old/app-3.txt``."""
+    directory, name = os.path.split(default_name)
+    return os.path.join(directory, "old", name.replace(".log.", "-") + ".txt")
+
+
 class SubdirectoryNames(logging.handlers.RotatingFileHandler):
-    """Backups named by overriding rotation_filename, in a sub-directory."""
+    """Backups named by overriding rotation_filename, not by a namer."""
 
     def rotation_filename(self, default_name: str) -> str:
-        directory, name = os.path.split(default_name)
-        return os.path.join(directory, "old", name.replace(".log.", "-") + ".txt")
+        return in_subdirectory(default_name)
 
 
 @pytest.mark.parametrize("hook", ["namer", "rotation_filename"])
@@ -161,7 +166,7 @@ def test_custom_names_with_gaps_as_stdlib(tmp_path: Path, hook: str) -> None:
             cls = type("Named", (SubdirectoryNames, cls), {})
         handler = cls(name, maxBytes=300, backupCount=6)
         if hook == "namer":
-            handler.namer = SubdirectoryNames.rotation_filename.__get__(handler)
+            handler.namer = in_subdirectory
         for suffix in LEFT_BEHIND:
             path = Path(handler.rotation_filename(f"{name}.{suffix}"))
             path.parent.mkdir(exist_ok=True)
