@@ -3,10 +3,12 @@
 Everything safelog does to global state lives here, and ``uninstall()`` undoes
 it.  ``install()``:
 
-* replaces each handler on the root logger and on every logger in the manager
-  whose class is exactly a standard class that safelog replaces, with the
-  safelog handler built from the same settings, at the same place in every
-  logger's list (a shared handler stays one shared handler);
+* converts in place each handler on the root logger and on every logger in
+  the manager whose class is exactly a standard class that safelog replaces:
+  the object stays the same (every reference to it, every logger's list,
+  ``logging._handlers``) and becomes an instance of the safelog class, with
+  the state that class's ``__init__`` would have set up (see
+  :class:`_Conversion`);
 * replaces ``logging.lastResort``;
 * with ``queue=True``, routes every logger's handlers through one shared
   ``safelog.QueueHandler``, so only its writer thread ever runs a handler;
@@ -14,14 +16,16 @@ it.  ``install()``:
 * with ``std_streams=True``, gives ``sys.stdout`` and ``sys.stderr`` fresh
   buffers in every forked child (see :class:`_StdStreamsReset`).
 
-The old handlers are never closed: ``uninstall()`` puts the very same objects
-back.
+No handler is closed or removed: ``uninstall()`` gives each converted handler
+its standard class back, in place.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import io
 import logging
 import logging.handlers
 import os
@@ -40,15 +44,18 @@ import safelog
 from . import _atfork, _replacements
 from ._handlers import StreamHandler, _stream_for_child
 from ._inherited import reset_text_stream
+from ._network import _Outage
+from ._rotating import LOCK_FILE_SUFFIX, _InterProcessLock, _SharedRotation
+from ._stream import DescriptorStream
 
 __all__ = ["EXIT_FLUSH_TIMEOUT", "InstallReport", "ReportEntry", "install", "uninstall"]
 
 EXIT_FLUSH_TIMEOUT = 1.0
 """Seconds the wrapped ``os._exit`` waits for queued records to be written."""
 
-#: How long install() waits for a handler that is busy in another thread
-#: before it leaves that handler alone (it holds logging's module lock then,
-#: and a handler that takes that lock inside emit() would otherwise deadlock).
+#: How long install() and uninstall() wait for a handler that is busy in
+#: another thread before they leave it as it is (holding none of logging's
+#: locks meanwhile).
 HANDLER_LOCK_TIMEOUT = 5.0
 
 
@@ -85,9 +92,13 @@ class InstallReport:
         if self.already_installed:
             lines = ["safelog is already installed; nothing changed."]
         else:
+            # Each handler has one entry, with the loggers that hold it; an
+            # entry for a global (os._exit, lastResort) has none.
+            converted = sum(1 for entry in self.changed if entry.loggers)
+            kept = sum(1 for entry in self.left_alone if entry.loggers)
             lines = [
-                f"safelog installed: {len(self.changed)} changed, "
-                f"{len(self.left_alone)} left alone."
+                f"safelog installed: {converted} of {converted + kept} handlers "
+                f"converted, {kept} left alone."
             ]
         for title, entries in (
             ("changed", self.changed),
@@ -177,36 +188,34 @@ def _wrap_exit(original_exit: Callable[[int], NoReturn]) -> Callable[[int], NoRe
 
 
 class _LastResortHandler(StreamHandler):
-    """safelog's ``logging.lastResort``: like the standard one, it writes to
-    whatever ``sys.stderr`` is at the time of each record; in a forked child,
-    while ``sys.stderr`` is still the object inherited from the parent, it
-    writes straight to that object's descriptor instead, never through its
+    """safelog's ``logging.lastResort``: like the standard one, its ``stream``
+    is whatever ``sys.stderr`` is at the time of each record, and cannot be
+    assigned (``setStream`` and ``handler.stream = ...`` raise
+    ``AttributeError``, as on the standard one); in a forked child, while
+    ``sys.stderr`` is still the object inherited from the parent, it writes
+    straight to that object's descriptor instead, never through its
     buffer."""
 
     def __init__(self, level: int) -> None:
         self._inherited_stderr: object = None
         self._child_stream: TextIO | None = None
-        super().__init__(None)
-        self._child_stream = None  # logging.StreamHandler set sys.stderr
-        self.setLevel(level)
+        # As the standard one: no stream of its own to set.
+        logging.Handler.__init__(self, level)
+        self._register_for_fork()
 
     @property
-    def stream(self) -> TextIO:
+    def stream(self) -> TextIO:  # type: ignore[override]
         current = sys.stderr
         if self._child_stream is not None and current is self._inherited_stderr:
             return self._child_stream
         return current
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        self._child_stream = value
 
     def _start_afresh_in_child(self) -> None:
         self._inherited_stderr = sys.stderr
         self._child_stream = cast("TextIO | None", _stream_for_child(sys.stderr))
 
 
-# --- rebuilding a handler as its safelog replacement ----------------------------
+# --- converting a handler in place ----------------------------------------------
 
 
 def _append_mode(mode: str) -> str:
@@ -214,132 +223,223 @@ def _append_mode(mode: str) -> str:
     return mode.replace("w", "a").replace("x", "a")
 
 
-def _file_arguments(old: Any) -> dict[str, Any]:
-    opened = old.stream is not None
-    return {
-        "filename": old.baseFilename,
-        "mode": _append_mode(old.mode) if opened else old.mode,
-        "encoding": old.encoding,
-        "delay": not opened,
-        "errors": getattr(old, "errors", None),
-    }
+#: How long install() lets a file handler's stream flush before it leaves
+#: the handler as it is: longer means another thread holds the stream's
+#: buffer lock, for ever in a child forked while a parent thread held it.
+STREAM_FLUSH_TIMEOUT = 1.0
 
 
-_SECONDS_PER_WHEN = {"S": 1, "M": 60, "H": 3600, "D": 86400, "MIDNIGHT": 86400}
+def _flush_within(stream: Any, timeout: float) -> bool:
+    """Flush ``stream`` on a thread of its own; False if that took longer
+    than ``timeout`` seconds (the thread is left waiting), else True.
+    Re-raises what the flush raised."""
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            stream.flush()
+        except BaseException as error:  # re-raised by the caller
+            failures.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=flush, name="safelog-install-flush", daemon=True).start()
+    if not done.wait(timeout):
+        return False
+    if failures:
+        raise failures[0]
+    return True
 
 
-def _timed_rotating_arguments(old: Any) -> dict[str, Any]:
-    when: str = old.when
-    # The standard handler keeps interval in seconds; its argument is in
-    # units of `when`.
-    unit = 7 * 86400 if when.startswith("W") else _SECONDS_PER_WHEN[when]
-    arguments = _file_arguments(old)
-    del arguments["mode"]  # always "a"
-    return {
-        **arguments,
-        "when": when,
-        "interval": old.interval // unit,
-        "backupCount": old.backupCount,
-        "utc": old.utc,
-        "atTime": old.atTime,
-    }
-
-
-_ARGUMENTS: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "logging.StreamHandler": lambda old: {"stream": old.stream},
-    "logging.FileHandler": _file_arguments,
-    "logging.handlers.WatchedFileHandler": _file_arguments,
-    "logging.handlers.RotatingFileHandler": lambda old: {
-        **_file_arguments(old),
-        "maxBytes": old.maxBytes,
-        "backupCount": old.backupCount,
-    },
-    "logging.handlers.TimedRotatingFileHandler": _timed_rotating_arguments,
-    "logging.handlers.SocketHandler": lambda old: {"host": old.host, "port": old.port},
-    "logging.handlers.DatagramHandler": lambda old: {
-        "host": old.host,
-        "port": old.port,
-    },
-    "logging.handlers.SysLogHandler": lambda old: {
-        "address": old.address,
-        "facility": old.facility,
-        "socktype": old.socktype,
-    },
-}
-
-#: Settings kept on the instance, copied when the old handler has them there.
-_INSTANCE_SETTINGS = (
-    "terminator",
-    "closeOnError",
-    "retryStart",
-    "retryMax",
-    "retryFactor",
-    "ident",
-    "append_nul",
-    "suffix",
-    "extMatch",
-    "namer",
-    "rotator",
-    "rolloverAt",  # the schedule the old handler kept, not one from now
-)
-
-
-def _rebuild(
-    old: logging.Handler, safelog_class: type[logging.Handler]
-) -> logging.Handler:
-    """A ``safelog_class`` handler with ``old``'s settings; raises if it
-    cannot be built (a file that cannot be opened again, say)."""
-    arguments = _ARGUMENTS[_replacements.class_path(type(old))](old)
-    new = safelog_class(**arguments)
+def _open_file_identity(stream: object) -> tuple[int, int] | None:
     try:
-        new.setLevel(old.level)
-        new.setFormatter(old.formatter)
-        new.filters = list(old.filters)
-        for setting in _INSTANCE_SETTINGS:
-            if setting in vars(old):
-                setattr(new, setting, vars(old)[setting])
-    except BaseException:
-        new.close()
-        raise
-    return new
-
-
-def _set_append(stream: object) -> None:
-    """Give the descriptor under ``stream`` O_APPEND, so that its next write
-    lands at the end of the file, after what the replacement wrote there."""
-    if fcntl is None:
-        return
-    try:
-        fd = stream.fileno()  # type: ignore[attr-defined]
+        opened = os.fstat(stream.fileno())  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):
+        return None
+    return opened.st_dev, opened.st_ino
+
+
+def _safelog_state(handler: Any, safelog_class: type) -> dict[str, Any]:
+    """The instance attributes that ``safelog_class.__init__`` sets beyond
+    what the standard class's ``__init__`` set on ``handler``."""
+    # _emitting as an instance attribute: a thread that entered safelog's
+    # handle() just before uninstall() reads it after the class is back.
+    state: dict[str, Any] = {"_reentrant": collections.deque(), "_emitting": False}
+    if issubclass(safelog_class, _SharedRotation):
+        state["_file_lock"] = _InterProcessLock(handler.baseFilename + LOCK_FILE_SUFFIX)
+        stream = handler.stream
+        state["_open_file"] = None if stream is None else _open_file_identity(stream)
+    if issubclass(safelog_class, safelog.TimedRotatingFileHandler):
+        # The schedule the handler kept (rolloverAt) is the standard rule's,
+        # made from the file at the path: other processes may refine it.
+        state["_schedule_of"] = None
+        state["_schedule_from_init"] = True
+        try:
+            found = os.stat(handler.baseFilename)
+        except OSError:
+            state["_init_file"] = None
+        else:
+            state["_init_file"] = (found.st_dev, found.st_ino)
+    if issubclass(safelog_class, safelog.WatchedFileHandler):
+        state["_opened_before"] = handler.stream is not None
+    if issubclass(safelog_class, (safelog.SocketHandler, safelog.SysLogHandler)):
+        state["_outage"] = _Outage()
+    if issubclass(safelog_class, safelog.SocketHandler):
+        state["_connect_error"] = ""
+    return state
+
+
+def _takes_over_descriptor(handler: Any) -> bool:
+    """Whether ``handler`` is a file handler whose open stream is a text file
+    from ``open()``, which becomes a :class:`DescriptorStream` on the same
+    descriptor (as ``safelog.FileHandler`` opens its files)."""
+    stream = getattr(handler, "stream", None)
+    return (
+        isinstance(handler, logging.FileHandler)
+        and type(stream) is io.TextIOWrapper
+        and type(stream.buffer) is io.BufferedWriter
+        and type(stream.buffer.raw) is io.FileIO
+    )
+
+
+class _Conversion:
+    """One handler converted in place: its original class and mode, the
+    attributes the conversion added, and the handler's part in the fork steps
+    while it is converted.
+
+    The handler itself is not registered with the at-fork registry (which
+    holds participants until they are garbage collected): after
+    :meth:`restore` it is a standard handler again, with no fork steps."""
+
+    def __init__(self, handler: logging.Handler, original_class: type) -> None:
+        self.handler = handler
+        self.original_class = original_class
+        self.original_mode: str | None = getattr(handler, "mode", None)
+        self.active = False
+
+    def _converted(self) -> Any:
+        return self.handler if self.active else None
+
+    def before_fork(self, deadline: float) -> None:
+        handler = self._converted()
+        if handler is not None:
+            handler.before_fork(deadline)
+
+    def after_fork_in_parent(self) -> None:
+        handler = self._converted()
+        if handler is not None:
+            handler.after_fork_in_parent()
+
+    def after_fork_in_child(self) -> None:
+        handler = self._converted()
+        if handler is not None:
+            handler.after_fork_in_child()
+
+    def convert(self, safelog_class: type, *, forked: bool) -> str | None:
+        """Make the handler a ``safelog_class`` handler, or return why not.
+        Called with the handler lock held, so no record is half written by
+        the standard code; a thread that calls ``handle()`` afterwards, or
+        is waiting for the lock inside the standard ``handle()``, runs
+        ``safelog_class.emit``.  ``forked``: this process was forked while
+        other threads ran, so the handler's stream may be the parent's
+        (see :class:`_ForkWatch`)."""
+        handler: Any = self.handler
+        stream: Any = None
+        if _takes_over_descriptor(handler) and not forked:
+            try:
+                if not _flush_within(handler.stream, STREAM_FLUSH_TIMEOUT):
+                    return (
+                        f"its stream's buffer was busy for {STREAM_FLUSH_TIMEOUT:g} s "
+                        "(in a process forked while another thread wrote to it, "
+                        "import safelog before the fork)"
+                    )
+            except Exception as error:  # its pending bytes stay with it
+                return f"could not be flushed: {error!r}"
+            stream = DescriptorStream.from_text_file(
+                handler.stream, _append_mode(handler.mode)
+            )
+            _set_append(stream.fileno())
+        state = _safelog_state(handler, safelog_class)
+        # A fork in another thread copies the handler either before or after
+        # the change, never half way: the fork steps hold the registry lock.
+        with _atfork_registry_lock():
+            if stream is not None:
+                handler.stream = stream
+            if self.original_mode is not None and handler.stream is not None:
+                handler.mode = _append_mode(self.original_mode)
+            vars(handler).update(state)
+            handler.__class__ = safelog_class
+            if forked:
+                # What the child step would have done at the fork: the
+                # inherited stream and socket are the parent's.
+                handler._quiet_at_fork = False
+                handler._start_afresh_in_child()
+            self.active = True
+        return None
+
+    def restore(self) -> None:
+        """Give the handler its standard class back (with its lock held).
+
+        It keeps the stream it has now (a :class:`DescriptorStream` for a
+        file: the standard class writes through it as through any text
+        file), and safelog's attributes, unused by the standard class: a
+        thread that entered safelog's ``handle()`` just before still reads
+        them once it has the lock."""
+        handler: Any = self.handler
+        with _atfork_registry_lock():
+            self.active = False
+            file_lock = vars(handler).get("_file_lock")
+            if file_lock is not None:
+                with contextlib.suppress(OSError):
+                    file_lock.close()
+            if self.original_mode is not None:
+                handler.mode = self.original_mode
+            handler.__class__ = self.original_class
+
+
+@contextlib.contextmanager
+def _atfork_registry_lock() -> Iterator[None]:
+    # Looked up each time: a forked child gets a new one.
+    with _atfork._registry_lock:
+        yield
+
+
+def _set_append(fd: int) -> None:
+    # O_APPEND: the descriptor writes at the end of the file, after what any
+    # other process sharing the file wrote (safelog.FileHandler's own files
+    # have it too).
+    if fcntl is None:
         return
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     if not flags & os.O_APPEND:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_APPEND)
 
 
-def _reopen_if_moved(handler: Any) -> None:
-    """Reopen a file handler's stream (appending) if its path no longer names
-    the file it has open: the replacement rotated it away."""
-    stream = getattr(handler, "stream", None)
-    if stream is None or not hasattr(handler, "baseFilename"):
-        return
-    try:
-        opened = os.fstat(stream.fileno())
-        current = os.stat(handler.baseFilename)
-    except (AttributeError, OSError, ValueError):
-        pass  # gone, or never a file: open it anew
-    else:
-        if (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino):
-            return
-    with contextlib.suppress(OSError, ValueError):
-        stream.close()
-    handler.stream = open(  # noqa: SIM115 - the handler owns and closes it
-        handler.baseFilename,
-        _append_mode(handler.mode),
-        encoding=handler.encoding,
-        errors=getattr(handler, "errors", None),
-    )
+class _ForkWatch:
+    """At-fork participant: records whether this process was forked while
+    other threads ran, so that an ``install()`` called in such a child
+    treats its handlers' streams and sockets as the parent's (see
+    :meth:`_Conversion.convert`).  Only forks made after safelog was
+    imported are seen."""
+
+    def __init__(self) -> None:
+        self.threads_at_fork = 1
+        self.forked_with_threads = False
+
+    def before_fork(self, deadline: float) -> None:
+        self.threads_at_fork = threading.active_count()
+
+    def after_fork_in_parent(self) -> None:
+        """Nothing was taken."""
+
+    def after_fork_in_child(self) -> None:
+        # A grandchild inherits what its parent inherited, unless reset.
+        self.forked_with_threads = self.forked_with_threads or self.threads_at_fork > 1
+
+
+_fork_watch = _ForkWatch()
+_atfork.register(_fork_watch)
 
 
 # --- walking the configuration ------------------------------------------------
@@ -381,20 +481,11 @@ def _handlers_by_identity() -> dict[int, tuple[logging.Handler, list[logging.Log
     return found
 
 
-def _replace_everywhere(
-    old: logging.Handler, new: logging.Handler, loggers: list[logging.Logger]
-) -> None:
-    # Assigning one element of a list is atomic: a thread iterating the list
-    # in Logger.callHandlers sees the old handler or the new one, never none.
-    for logger in loggers:
-        handlers = logger.handlers
-        for index, handler in enumerate(handlers):
-            if handler is old:
-                handlers[index] = new
-
-
 def _why_left_alone(handler: logging.Handler) -> str | None:
-    """Why ``handler`` is not replaced, or None if it can be."""
+    """Why ``handler`` is not converted, or None if it can be.  A closed
+    handler that is still on a logger is converted: it is live (a closed
+    file handler opens its file again for the next record, and dictConfig
+    closes the handlers it replaces while leaving them attached)."""
     cls = type(handler)
     if cls.__module__ == "safelog" or cls.__module__.startswith("safelog."):
         return "already a safelog handler"
@@ -404,10 +495,16 @@ def _why_left_alone(handler: logging.Handler) -> str | None:
             if _replacements.replacement_for(base) is not None:
                 return (
                     f"a subclass of {_replacements.class_path(base)}: safelog cannot "
-                    "know what it overrides, so it does not replace it"
+                    "know what it overrides, so it does not convert it"
                 )
+        if isinstance(handler, logging.handlers.BufferingHandler):
+            return (
+                "no safelog replacement for this class; hazard: the records it "
+                "holds at a fork are copied into the child, so both processes "
+                "write them (flush it before forking, or use capacity=1)"
+            )
         return "no safelog replacement for this class"
-    if _replacements.class_path(cls) not in _ARGUMENTS:
+    if _replacements.class_path(cls) not in _CONVERTIBLE:
         return (
             f"{replacement.safelog_path} works differently (it writes through "
             "target handlers, not a queue), so it cannot take this one's place; "
@@ -415,107 +512,81 @@ def _why_left_alone(handler: logging.Handler) -> str | None:
         )
     if _replacements.safelog_class_for(cls) is None:
         return f"{replacement.safelog_path} is not in this version of safelog"
-    if getattr(handler, "_closed", False):
-        return "closed"
     return None
 
 
-@dataclasses.dataclass
-class _Swap:
-    """One handler replaced: the old object comes back on uninstall()."""
+#: The standard classes whose handlers become the safelog class in place.
+_CONVERTIBLE = frozenset(
+    {
+        "logging.StreamHandler",
+        "logging.FileHandler",
+        "logging.handlers.WatchedFileHandler",
+        "logging.handlers.RotatingFileHandler",
+        "logging.handlers.TimedRotatingFileHandler",
+        "logging.handlers.SocketHandler",
+        "logging.handlers.DatagramHandler",
+        "logging.handlers.SysLogHandler",
+    }
+)
 
-    old: logging.Handler
-    new: logging.Handler
-    loggers: list[logging.Logger]
-    report_index: int  # of its entry in `changed`
 
-
-def _replace_handlers(
-    changed: list[ReportEntry], left_alone: list[ReportEntry]
-) -> list[_Swap]:
-    swaps: list[_Swap] = []
-    for old, loggers in _handlers_by_identity().values():
-        names = tuple(_logger_name(logger) for logger in loggers)
-        reason = _why_left_alone(old)
+def _convert_handlers(
+    found: list[tuple[logging.Handler, tuple[str, ...]]],
+    changed: list[ReportEntry],
+    left_alone: list[ReportEntry],
+) -> list[_Conversion]:
+    """Convert each handler in ``found`` that safelog replaces; report each
+    handler once.  Called without logging's module lock: a busy handler is
+    waited for (at most ``HANDLER_LOCK_TIMEOUT`` seconds) while other
+    threads create loggers and fork."""
+    conversions: list[_Conversion] = []
+    forked = _fork_watch.forked_with_threads
+    for handler, names in found:
+        subject = repr(handler)
+        reason = _why_left_alone(handler)
         if reason is not None:
-            left_alone.append(ReportEntry(repr(old), names, reason))
+            left_alone.append(ReportEntry(subject, names, reason))
             continue
-        safelog_class = _replacements.safelog_class_for(type(old))
-        replacement = _replacements.replacement_for(type(old))
+        safelog_class = _replacements.safelog_class_for(type(handler))
+        replacement = _replacements.replacement_for(type(handler))
         assert safelog_class is not None and replacement is not None
+        conversion = _Conversion(handler, type(handler))
+        # Registered first, inactive until converted: a fork in between
+        # finds it and leaves it be.
+        _atfork.register(conversion)
+        lock = handler.lock
+        if lock is not None and not lock.acquire(timeout=HANDLER_LOCK_TIMEOUT):
+            reason = f"busy in another thread for {HANDLER_LOCK_TIMEOUT:g} s"
+            left_alone.append(ReportEntry(subject, names, reason))
+            continue
         try:
-            new = _rebuild(old, safelog_class)
-        except Exception as error:
-            left_alone.append(
-                ReportEntry(repr(old), names, f"could not be rebuilt: {error!r}")
-            )
-            continue
-        reason = _swap_in(old, new, loggers)
+            try:
+                reason = conversion.convert(safelog_class, forked=forked)
+            except Exception as error:
+                reason = f"could not be converted: {error!r}"
+        finally:
+            if lock is not None:
+                lock.release()
         if reason is not None:
-            new.close()
-            left_alone.append(ReportEntry(repr(old), names, reason))
+            left_alone.append(ReportEntry(subject, names, reason))
             continue
-        swaps.append(_Swap(old, new, loggers, len(changed)))
+        conversions.append(conversion)
+        closed = (
+            " (closed, but still on a logger, so live)" if _is_closed(handler) else ""
+        )
         changed.append(
             ReportEntry(
-                repr(old),
+                subject,
                 names,
-                f"replaced by {replacement.safelog_path} "
+                f"converted in place to {replacement.safelog_path}{closed} "
                 f"(hazard: {replacement.hazard})",
             )
         )
-    return swaps
+    return conversions
 
 
-def _swap_in(
-    old: logging.Handler, new: logging.Handler, loggers: list[logging.Logger]
-) -> str | None:
-    """Put ``new`` in ``old``'s places, or return why not.  Under ``old``'s
-    lock, so that no record is half written by it, and after flushing it, so
-    that its last bytes reach the file before ``new`` writes any."""
-    lock = old.lock
-    if lock is not None and not lock.acquire(timeout=HANDLER_LOCK_TIMEOUT):
-        return f"busy in another thread for {HANDLER_LOCK_TIMEOUT:g} s"
-    try:
-        try:
-            old.flush()
-        except Exception as error:  # its pending bytes stay with it
-            return f"could not be flushed: {error!r}"
-        # A thread that fetched `old` from a list just before the swap may
-        # still write through it: at the end of the file, never over `new`'s
-        # records.
-        if hasattr(old, "baseFilename"):
-            _set_append(getattr(old, "stream", None))
-        _replace_everywhere(old, new, loggers)
-        if old.name:
-            new.set_name(old.name)  # logging._handlers now finds `new`
-    finally:
-        if lock is not None:
-            lock.release()
-    return None
-
-
-def _swap_out(swap: _Swap) -> None:
-    """Put ``swap.old`` back wherever ``swap.new`` still is, and close
-    ``swap.new``."""
-    new, old = swap.new, swap.old
-    lock = new.lock
-    if lock is not None:
-        lock.acquire()
-    try:
-        new.flush()
-        for setting in ("rolloverAt",):  # the replacement rolled the file over
-            if hasattr(new, setting) and hasattr(old, setting):
-                setattr(old, setting, getattr(new, setting))
-        with contextlib.suppress(OSError, ValueError):
-            _reopen_if_moved(old)
-        _replace_everywhere(new, old, _loggers())
-    finally:
-        if lock is not None:
-            lock.release()
-    new.close()  # drops new's name from logging._handlers, so set old's after
-    if old.name:
-        old.set_name(old.name)
+def _is_closed(handler: logging.Handler) -> bool:
+    return bool(getattr(handler, "_closed", False))
 
 
 # --- queue=True: every handler on one writer thread ----------------------------
@@ -617,22 +688,19 @@ _stdlib_call_handlers: Callable[[logging.Logger, Any], None] = (
 
 
 def _start_routing(
-    swaps: list[_Swap], changed: list[ReportEntry], left_alone: list[ReportEntry]
+    changed: list[ReportEntry], left_alone: list[ReportEntry]
 ) -> _Routing:
     global _routing, _stdlib_call_handlers
     queue_class = getattr(safelog, "QueueHandler")  # noqa: B009 - checked by install
     on_writer = "runs only on the writer thread of the shared safelog.QueueHandler"
-    replaced = {id(swap.new): swap.report_index for swap in swaps}
-    for handler, loggers in _handlers_by_identity().values():
-        index = replaced.get(id(handler))
-        if index is None:
-            names = tuple(_logger_name(logger) for logger in loggers)
-            changed.append(ReportEntry(repr(handler), names, on_writer))
-        else:
-            entry = changed[index]
-            changed[index] = dataclasses.replace(
-                entry, reason=f"{entry.reason}; {on_writer}"
-            )
+    # Each handler keeps its one entry, converted or not.
+    for entries in (changed, left_alone):
+        entries[:] = [
+            dataclasses.replace(entry, reason=f"{entry.reason}; {on_writer}")
+            if entry.loggers
+            else entry
+            for entry in entries
+        ]
     for logger in _loggers():
         if type(logger).callHandlers is not logging.Logger.callHandlers:
             left_alone.append(
@@ -679,7 +747,7 @@ def _stop_routing(routing: _Routing) -> None:
 class _Installed:
     queue: bool
     std_streams: bool
-    swaps: list[_Swap]
+    conversions: list[_Conversion]
     original_exit: Callable[[int], NoReturn]
     our_exit: Callable[[int], NoReturn]
     original_last_resort: logging.Handler | None
@@ -690,6 +758,9 @@ class _Installed:
 
 _installed: _Installed | None = None
 _install_lock = threading.Lock()
+# Handlers uninstall() could not give their class back (busy for
+# HANDLER_LOCK_TIMEOUT): they stay safelog handlers, with their fork steps.
+_still_converted: list[_Conversion] = []
 
 
 def _check_flag(name: str, value: object) -> bool:
@@ -702,12 +773,27 @@ def install(*, queue: bool = False, std_streams: bool = True) -> InstallReport:
     """Make the current logging configuration fork-safe, in place.
 
     Call it once, after logging is configured.  Each handler on a logger whose
-    class is exactly a standard class that safelog replaces is replaced, at
-    the same place in every logger's list, by the safelog handler with the
-    same name, level, formatter, filters and stream or file; other threads may
-    log meanwhile, and no record is lost or written twice.  ``logging.lastResort``
-    is replaced too, and ``os._exit`` first writes safelog's queued records
+    class is exactly a standard class that safelog replaces becomes, in
+    place, the safelog handler with the same name: the same object, so every
+    reference the program holds (``logging.getHandlerByName``, a variable,
+    dictConfig's registry) is the converted handler, with its level,
+    formatter, filters, lock and stream or file.  Each is converted under
+    its own lock, so a record is written wholly by the standard code or
+    wholly by safelog's; other threads may log meanwhile, and no record is
+    lost or written twice.  A handler that stays busy in another thread for
+    ``HANDLER_LOCK_TIMEOUT`` seconds is left as it is (and reported); the
+    wait holds no lock of logging's, so other threads may create loggers,
+    configure logging and fork meanwhile.  ``logging.lastResort`` is
+    replaced too, and ``os._exit`` first writes safelog's queued records
     (waiting at most ``EXIT_FLUSH_TIMEOUT`` seconds).
+
+    In a process forked while other threads ran (a server's worker, from a
+    ``post_fork`` hook), ``install()`` is safe and bounded: it takes no lock
+    a vanished parent thread may hold, and treats the handlers' streams and
+    sockets as the parent's, as safelog's handlers do in a child.  It knows
+    the process was forked only when safelog was imported before the fork;
+    otherwise a file handler whose stream buffer stays locked for
+    ``STREAM_FLUSH_TIMEOUT`` seconds is left as it is.
 
     ``queue=True`` also routes every logger's handlers through one shared
     ``safelog.QueueHandler``: logging threads never take a handler lock, and
@@ -719,11 +805,11 @@ def install(*, queue: bool = False, std_streams: bool = True) -> InstallReport:
     hangs on a lock a parent thread held at fork, and never writes again the
     bytes the parent had buffered (which the parent writes).
 
-    Returns a report of what changed and what was left alone, and why.  A
-    second call with the same options changes nothing and returns a report
-    whose ``already_installed`` is True; with other options, it raises
-    ``ValueError`` (call :func:`uninstall` first).  Handlers added after this
-    call are not replaced.
+    Returns a report of what changed and what was left alone, and why, with
+    each handler once.  A second call with the same options changes nothing
+    and returns a report whose ``already_installed`` is True; with other
+    options, it raises ``ValueError`` (call :func:`uninstall` first).
+    Handlers added after this call are not converted.
     """
     global _installed
     _check_flag("queue", queue)
@@ -732,7 +818,7 @@ def install(*, queue: bool = False, std_streams: bool = True) -> InstallReport:
         raise ValueError(
             "queue=True needs safelog.QueueHandler, absent in this version"
         )
-    with _install_lock, _logging_lock():
+    with _install_lock:
         if _installed is not None:
             if (_installed.queue, _installed.std_streams) != (queue, std_streams):
                 raise ValueError(
@@ -741,49 +827,55 @@ def install(*, queue: bool = False, std_streams: bool = True) -> InstallReport:
                     f"before installing with queue={queue}, std_streams={std_streams}"
                 )
             return InstallReport(already_installed=True)
+        with _logging_lock():  # a snapshot of the lists: no waiting in here
+            found = [
+                (handler, tuple(_logger_name(logger) for logger in loggers))
+                for handler, loggers in _handlers_by_identity().values()
+            ]
         changed: list[ReportEntry] = []
         left_alone: list[ReportEntry] = []
-        swaps = _replace_handlers(changed, left_alone)
-        original_last_resort, our_last_resort = _replace_last_resort(
-            changed, left_alone
-        )
-        routing = _start_routing(swaps, changed, left_alone) if queue else None
-        reset: _StdStreamsReset | None = None
-        if std_streams:
-            reset = _StdStreamsReset()
-            _atfork.register(reset)
+        conversions = _convert_handlers(found, changed, left_alone)
+        with _logging_lock():
+            original_last_resort, our_last_resort = _replace_last_resort(
+                changed, left_alone
+            )
+            routing = _start_routing(changed, left_alone) if queue else None
+            reset: _StdStreamsReset | None = None
+            if std_streams:
+                reset = _StdStreamsReset()
+                _atfork.register(reset)
+                changed.append(
+                    ReportEntry(
+                        "sys.stdout, sys.stderr",
+                        (),
+                        "get a fresh buffer in every forked child: print() there "
+                        "cannot hang on a lock a parent thread held at fork, nor "
+                        "write again what the parent had buffered",
+                    )
+                )
+            original_exit = os._exit
+            our_exit = _wrap_exit(original_exit)
+            os._exit = our_exit  # type: ignore[assignment]
             changed.append(
                 ReportEntry(
-                    "sys.stdout, sys.stderr",
+                    "os._exit",
                     (),
-                    "get a fresh buffer in every forked child: print() there "
-                    "cannot hang on a lock a parent thread held at fork, nor "
-                    "write again what the parent had buffered",
+                    "writes safelog's queued records first (waiting at most "
+                    f"{EXIT_FLUSH_TIMEOUT:g} s), so a forked child that leaves "
+                    "through it loses none",
                 )
             )
-        original_exit = os._exit
-        our_exit = _wrap_exit(original_exit)
-        os._exit = our_exit  # type: ignore[assignment]
-        changed.append(
-            ReportEntry(
-                "os._exit",
-                (),
-                "writes safelog's queued records first (waiting at most "
-                f"{EXIT_FLUSH_TIMEOUT:g} s), so a forked child that leaves through "
-                "it loses none",
+            _installed = _Installed(
+                queue=queue,
+                std_streams=std_streams,
+                conversions=conversions,
+                original_exit=original_exit,
+                our_exit=our_exit,
+                original_last_resort=original_last_resort,
+                our_last_resort=our_last_resort,
+                std_streams_reset=reset,
+                routing=routing,
             )
-        )
-        _installed = _Installed(
-            queue=queue,
-            std_streams=std_streams,
-            swaps=swaps,
-            original_exit=original_exit,
-            our_exit=our_exit,
-            original_last_resort=original_last_resort,
-            our_last_resort=our_last_resort,
-            std_streams_reset=reset,
-            routing=routing,
-        )
         return InstallReport(
             already_installed=False,
             changed=tuple(changed),
@@ -818,14 +910,17 @@ def _replace_last_resort(
 
 
 def uninstall() -> bool:
-    """Undo :func:`install`: put back the very handler objects it replaced,
-    ``logging.lastResort`` and ``os._exit``, and stop resetting the std
-    streams at fork.  Returns False if safelog was not installed.
+    """Undo :func:`install`: give every converted handler its standard class
+    back, in place, and put back ``logging.lastResort`` and ``os._exit``,
+    and stop resetting the std streams at fork.  Returns False if safelog
+    was not installed.
 
-    A handler is put back wherever its replacement still is; a logger whose
-    handlers were reconfigured since keeps its new ones.  The old file
-    handlers continue at the end of their files (reopened if the replacement
-    rotated the file away).
+    Each handler keeps its name, level, formatter, filters and lock, and a
+    file handler keeps the descriptor it writes through (appending).  A
+    handler busy in another thread for ``HANDLER_LOCK_TIMEOUT`` seconds
+    stays a safelog handler.  Nothing here closes a handler or changes a
+    logger's list or ``logging._handlers``: a configuration made since
+    ``install()`` is left as it is.
     """
     global _installed
     with _install_lock:
@@ -838,12 +933,16 @@ def uninstall() -> bool:
             _stop_routing(installed.routing)
         with _logging_lock():
             _installed = None
-            _restore(installed)
+            _restore_globals(installed)
+        # Outside logging's module lock, as install() converts them.
+        for conversion in reversed(installed.conversions):
+            _restore_handler(conversion)
         return True
 
 
-def _restore(installed: _Installed) -> None:
-    """Put back what install() changed (logging's module lock held)."""
+def _restore_globals(installed: _Installed) -> None:
+    """Put back what install() changed besides the handlers (logging's
+    module lock held)."""
     if os._exit is installed.our_exit:
         os._exit = installed.original_exit  # type: ignore[assignment]
     if installed.std_streams_reset is not None:
@@ -852,5 +951,15 @@ def _restore(installed: _Installed) -> None:
         logging.lastResort = installed.original_last_resort
     if installed.our_last_resort is not None:
         installed.our_last_resort.close()
-    for swap in reversed(installed.swaps):
-        _swap_out(swap)
+
+
+def _restore_handler(conversion: _Conversion) -> None:
+    lock = conversion.handler.lock
+    if lock is not None and not lock.acquire(timeout=HANDLER_LOCK_TIMEOUT):
+        _still_converted.append(conversion)
+        return
+    try:
+        conversion.restore()
+    finally:
+        if lock is not None:
+            lock.release()
