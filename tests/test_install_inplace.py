@@ -219,12 +219,17 @@ def test_report_lists_each_handler_once_and_counts_handlers(
     )
 
 
-def test_memory_handler_is_reported_with_its_fork_hazard(
+def test_memory_handler_subclass_is_reported_with_its_fork_hazard(
     logger: logging.Logger,
 ) -> None:
-    """install(queue=True) reports a MemoryHandler's hazard: the records it
-    buffers at fork are written by both processes."""
-    memory = logging.handlers.MemoryHandler(100, target=logging.NullHandler())
+    """A MemoryHandler subclass, which safelog cannot know, is left alone
+    with its hazard in the report: the records it buffers at fork are
+    written by both processes."""
+
+    class Buffer(logging.handlers.MemoryHandler):
+        pass
+
+    memory = Buffer(100, target=logging.NullHandler())
     logger.addHandler(memory)
 
     report = safelog.install(queue=True)
@@ -233,6 +238,45 @@ def test_memory_handler_is_reported_with_its_fork_hazard(
         entry.reason for entry in report.left_alone if entry.subject == repr(memory)
     )
     assert "copied into the child, so both processes write them" in reason
+
+
+def test_memory_handler_records_buffered_at_fork_are_written_once(
+    tmp_path: Path,
+) -> None:
+    """After install(queue=True), records a MemoryHandler buffered before a
+    fork are written once, by the parent, not again by the child; the child's
+    own records are written."""
+    path = tmp_path / "app.log"
+    outcome = scenario.run_ok(
+        f"""
+import json, logging, logging.handlers, os
+import safelog
+target = logging.FileHandler({str(path)!r})
+memory = logging.handlers.MemoryHandler(100, target=target)
+logger = logging.getLogger("app")
+logger.propagate = False
+logger.addHandler(memory)
+report = safelog.install(queue=True)
+for index in range(3):
+    logger.warning("parent %d", index)
+# No safelog.flush() here, which flushes the MemoryHandler too: the fork
+# waits for the writer thread to hand the queued records to it.
+pid = os.fork()
+if pid == 0:
+    logger.warning("child")
+    safelog.flush()
+    memory.flush()
+    os._exit(0)
+os.waitpid(pid, 0)
+memory.flush()
+entry = next(e for e in report.changed if e.subject == repr(memory))
+print(json.dumps(entry.reason))
+"""
+    )
+    assert ["child", "parent 0", "parent 1", "parent 2"] == sorted(
+        path.read_text().splitlines()
+    )
+    assert "the child starts with an empty buffer" in json.loads(outcome.stdout)
 
 
 # --- threads and forks during install() -----------------------------------------

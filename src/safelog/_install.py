@@ -31,6 +31,7 @@ import logging.handlers
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TextIO, cast
 
@@ -398,6 +399,49 @@ class _Conversion:
             handler.__class__ = self.original_class
 
 
+#: Standard classes that buffer records: safelog has no class for them, but a
+#: forked child can start with an empty buffer (the records buffered at fork
+#: are the parent's to write).
+_BUFFERING = frozenset(
+    {"logging.handlers.MemoryHandler", "logging.handlers.BufferingHandler"}
+)
+
+
+class _BufferDrop:
+    """At-fork participant for a standard ``MemoryHandler`` or
+    ``BufferingHandler``, whose class stays as it is: the fork waits (within
+    the fork timeout) until no thread is inside it, and the child starts
+    with an empty buffer, so the records buffered at fork are written once,
+    by the parent."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        self.handler = handler
+        self.active = True
+        self._locked = False
+
+    def before_fork(self, deadline: float) -> None:
+        lock = self.handler.lock
+        if self.active and lock is not None:
+            timeout = max(0.0, deadline - time.monotonic())
+            self._locked = lock.acquire(timeout=timeout)
+
+    def after_fork_in_parent(self) -> None:
+        if self._locked:
+            self._locked = False
+            assert self.handler.lock is not None
+            self.handler.lock.release()
+
+    def after_fork_in_child(self) -> None:
+        lock: Any = self.handler.lock
+        # logging's own child step gives the handler a fresh lock; a lock it
+        # does not know of is still held by this thread.
+        if self._locked and lock._is_owned():
+            lock.release()
+        self._locked = False
+        if self.active:
+            self.handler.buffer = []  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def _atfork_registry_lock() -> Iterator[None]:
     # Looked up each time: a forked child gets a new one.
@@ -530,10 +574,19 @@ _CONVERTIBLE = frozenset(
 )
 
 
+_BUFFER_DROP_REASON = (
+    "class kept (safelog has none for it); made fork-safe in place: a fork "
+    "waits until no thread is inside it, and the child starts with an empty "
+    "buffer, so the records buffered at fork are written once, by the parent "
+    "(its target is converted only if it is on a logger too)"
+)
+
+
 def _convert_handlers(
     found: list[tuple[logging.Handler, tuple[str, ...]]],
     changed: list[ReportEntry],
     left_alone: list[ReportEntry],
+    buffer_drops: list[_BufferDrop],
 ) -> list[_Conversion]:
     """Convert each handler in ``found`` that safelog replaces; report each
     handler once.  Called without logging's module lock: a busy handler is
@@ -543,6 +596,12 @@ def _convert_handlers(
     forked = _fork_watch.forked_with_threads
     for handler, names in found:
         subject = repr(handler)
+        if _replacements.class_path(type(handler)) in _BUFFERING:
+            drop = _BufferDrop(handler)
+            _atfork.register(drop)
+            buffer_drops.append(drop)
+            changed.append(ReportEntry(subject, names, _BUFFER_DROP_REASON))
+            continue
         reason = _why_left_alone(handler)
         if reason is not None:
             left_alone.append(ReportEntry(subject, names, reason))
@@ -748,6 +807,7 @@ class _Installed:
     queue: bool
     std_streams: bool
     conversions: list[_Conversion]
+    buffer_drops: list[_BufferDrop]
     original_exit: Callable[[int], NoReturn]
     our_exit: Callable[[int], NoReturn]
     original_last_resort: logging.Handler | None
@@ -834,7 +894,8 @@ def install(*, queue: bool = False, std_streams: bool = True) -> InstallReport:
             ]
         changed: list[ReportEntry] = []
         left_alone: list[ReportEntry] = []
-        conversions = _convert_handlers(found, changed, left_alone)
+        buffer_drops: list[_BufferDrop] = []
+        conversions = _convert_handlers(found, changed, left_alone, buffer_drops)
         with _logging_lock():
             original_last_resort, our_last_resort = _replace_last_resort(
                 changed, left_alone
@@ -869,6 +930,7 @@ def install(*, queue: bool = False, std_streams: bool = True) -> InstallReport:
                 queue=queue,
                 std_streams=std_streams,
                 conversions=conversions,
+                buffer_drops=buffer_drops,
                 original_exit=original_exit,
                 our_exit=our_exit,
                 original_last_resort=original_last_resort,
@@ -947,6 +1009,8 @@ def _restore_globals(installed: _Installed) -> None:
         os._exit = installed.original_exit  # type: ignore[assignment]
     if installed.std_streams_reset is not None:
         installed.std_streams_reset.active = False
+    for drop in installed.buffer_drops:
+        drop.active = False
     if logging.lastResort is installed.our_last_resort:
         logging.lastResort = installed.original_last_resort
     if installed.our_last_resort is not None:
