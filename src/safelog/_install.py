@@ -478,8 +478,11 @@ class _ForkWatch:
         """Nothing was taken."""
 
     def after_fork_in_child(self) -> None:
+        global _install_lock
         # A grandchild inherits what its parent inherited, unless reset.
         self.forked_with_threads = self.forked_with_threads or self.threads_at_fork > 1
+        # A parent thread may have been inside install() at the fork.
+        _install_lock = threading.Lock()
 
 
 _fork_watch = _ForkWatch()
