@@ -507,3 +507,55 @@ def test_install_in_a_child_forked_while_a_thread_held_the_stream() -> None:
     outcome = scenario.run_ok(_FORKED_CHILD_INSTALLS, env={"PYTHONUNBUFFERED": None})
     # "parent " has one "p", then 200000 of them: written once, by the parent.
     assert [False, 1, 1 + 200000] == json.loads(outcome.stdout)
+
+
+def test_install_in_a_child_forked_while_a_parent_thread_was_in_install() -> None:
+    """A child forked while a parent thread was inside install() (waiting for
+    a busy handler) can call install() itself: it does not wait for the
+    parent thread's locks."""
+    outcome = scenario.run_ok(
+        """
+import json, logging, os, signal, threading, time, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+import safelog
+inside, release = threading.Event(), threading.Event()
+class Slow(logging.Formatter):
+    def format(self, record):
+        if record.getMessage() == "slow":
+            inside.set()
+            release.wait(4)  # holds the handler lock meanwhile
+        return super().format(record)
+handler = logging.StreamHandler(open(os.devnull, "w"))
+handler.setFormatter(Slow())
+logger = logging.getLogger("app")
+logger.propagate = False
+logger.addHandler(handler)
+busy = threading.Thread(target=logger.warning, args=("slow",))
+busy.start()
+inside.wait(10)
+installer = threading.Thread(target=safelog.install)
+installer.start()
+time.sleep(0.5)  # install() is waiting for the handler by now
+pid = os.fork()
+if pid == 0:
+    safelog.install()
+    logger.warning("child")
+    os._exit(0 if type(handler) is safelog.StreamHandler else 1)
+deadline, status = time.monotonic() + 10, None
+while status is None:
+    done, code = os.waitpid(pid, os.WNOHANG)
+    if done:
+        status = code
+    elif time.monotonic() > deadline:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        status = "hung"
+    else:
+        time.sleep(0.01)
+release.set()
+busy.join()
+installer.join()
+print(json.dumps(status))
+"""
+    )
+    assert 0 == json.loads(outcome.stdout)
