@@ -45,11 +45,12 @@ def logger() -> Iterator[logging.Logger]:
 # --- in-process: what changes, and what comes back ---------------------------
 
 
-def test_handlers_are_replaced_in_place_with_their_settings(
+def test_handlers_are_converted_in_place_with_their_settings(
     logger: logging.Logger, tmp_path: Path
 ) -> None:
-    """Each standard handler becomes the safelog one at the same place in
-    every list, with the same name, level, formatter, filters and stream."""
+    """Each standard handler becomes the safelog one, the same object at the
+    same place in every list, with the same name, level, formatter, filters
+    and stream."""
     other = logging.getLogger(logger.name + ".other")
     console = logging.StreamHandler(sys.stderr)
     console.set_name("console")
@@ -66,6 +67,7 @@ def test_handlers_are_replaced_in_place_with_their_settings(
     report = safelog.install()
 
     new_console, kept, new_shared = logger.handlers
+    assert [console, vendor, shared] == [new_console, kept, new_shared]
     assert (safelog.StreamHandler, vendor) == (type(new_console), kept)
     assert safelog.FileHandler is type(new_shared)
     assert [new_shared] == other.handlers  # one shared handler, still shared
@@ -121,7 +123,7 @@ def test_uninstall_restores_the_very_same_objects(
 
 def test_second_install_changes_nothing_and_says_so(logger: logging.Logger) -> None:
     """A second install() with the same options reports already_installed and
-    replaces nothing."""
+    converts nothing."""
     logger.addHandler(logging.StreamHandler(sys.stderr))
     safelog.install()
     replaced = logger.handlers[:]
@@ -192,7 +194,7 @@ def test_report_reads_as_lines(logger: logging.Logger) -> None:
 def test_file_opened_with_w_is_not_truncated_again(
     logger: logging.Logger, tmp_path: Path
 ) -> None:
-    """A FileHandler opened with mode 'w' keeps what it wrote: the replacement
+    """A FileHandler opened with mode 'w' keeps what it wrote: converted, it
     appends."""
     path = tmp_path / "app.log"
     logger.handlers[:] = [logging.FileHandler(path, mode="w")]
@@ -208,7 +210,7 @@ def test_file_opened_with_w_is_not_truncated_again(
 def test_delayed_file_handler_stays_unopened_until_its_first_record(
     logger: logging.Logger, tmp_path: Path
 ) -> None:
-    """delay=True: the replacement opens the file only for its first record,
+    """delay=True: the converted handler opens its file only for its first record,
     with the original mode."""
     path = tmp_path / "late.log"
     logger.handlers[:] = [logging.FileHandler(path, mode="w", delay=True)]
@@ -224,11 +226,11 @@ def test_delayed_file_handler_stays_unopened_until_its_first_record(
     )
 
 
-def test_every_shipped_replacement_is_rebuilt_with_its_settings(
+def test_every_shipped_replacement_converts_with_its_settings(
     logger: logging.Logger, tmp_path: Path
 ) -> None:
     """Rotating, timed, watched, socket, datagram and syslog handlers become
-    the safelog class with the same settings."""
+    the safelog class in place, with the settings they had."""
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     port = receiver.getsockname()[1]
@@ -255,14 +257,17 @@ def test_every_shipped_replacement_is_rebuilt_with_its_settings(
         "SysLogHandler": ("address", "facility", "socktype"),
     }
     logger.handlers[:] = handlers
+    before = [
+        [getattr(handler, key) for key in settings[type(handler).__name__]]
+        for handler in handlers
+    ]
     try:
         safelog.install()
-        for old, new in zip(handlers, logger.handlers):
-            name = type(old).__name__
-            assert getattr(safelog, name) is type(new)
-            assert [getattr(old, key) for key in settings[name]] == [
-                getattr(new, key) for key in settings[name]
-            ]
+        assert handlers == logger.handlers
+        for handler, had in zip(handlers, before):
+            name = type(handler).__name__
+            assert getattr(safelog, name) is type(handler)
+            assert had == [getattr(handler, key) for key in settings[name]]
     finally:
         safelog.uninstall()
         for handler in handlers:
@@ -271,10 +276,10 @@ def test_every_shipped_replacement_is_rebuilt_with_its_settings(
         receiver.close()
 
 
-def test_timed_rotating_replacement_keeps_the_schedule(
+def test_timed_rotating_conversion_keeps_the_schedule(
     logger: logging.Logger, tmp_path: Path
 ) -> None:
-    """The replacement of a TimedRotatingFileHandler rolls over when the old
+    """A converted TimedRotatingFileHandler rolls over when the standard
     one would have, not one interval after install()."""
     old = logging.handlers.TimedRotatingFileHandler(
         tmp_path / "t.log", when="S", interval=30
