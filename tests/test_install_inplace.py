@@ -364,7 +364,8 @@ def test_rotating_swaps_under_logging_threads_lose_nothing(tmp_path: Path) -> No
 import glob, json, logging, logging.handlers, threading, time
 import safelog
 PATH = {str(path)!r}
-handler = logging.handlers.RotatingFileHandler(PATH, maxBytes=3000, backupCount=10000)
+# Enough backups that none is deleted by the rotation itself.
+handler = logging.handlers.RotatingFileHandler(PATH, maxBytes=3000, backupCount=500)
 logger = logging.getLogger("app")
 logger.addHandler(handler)
 logger.propagate = False

@@ -596,7 +596,9 @@ def _convert_handlers(
     waited for (at most ``HANDLER_LOCK_TIMEOUT`` seconds) while other
     threads create loggers and fork."""
     conversions: list[_Conversion] = []
-    forked = _fork_watch.forked_with_threads
+    # Only while the child runs no thread of its own yet: a thread could be
+    # writing to a stream the child step would re-initialise under it.
+    forked = _fork_watch.forked_with_threads and threading.active_count() == 1
     for handler, names in found:
         subject = repr(handler)
         if _replacements.class_path(type(handler)) in _BUFFERING:
@@ -852,8 +854,9 @@ def install(*, queue: bool = False, std_streams: bool = True) -> InstallReport:
 
     In a process forked while other threads ran (a server's worker, from a
     ``post_fork`` hook), ``install()`` is safe and bounded: it takes no lock
-    a vanished parent thread may hold, and treats the handlers' streams and
-    sockets as the parent's, as safelog's handlers do in a child.  It knows
+    a vanished parent thread may hold, and, while the child runs no thread
+    of its own yet, treats the handlers' streams and sockets as the
+    parent's, as safelog's handlers do in a child.  It knows
     the process was forked only when safelog was imported before the fork;
     otherwise a file handler whose stream buffer stays locked for
     ``STREAM_FLUSH_TIMEOUT`` seconds is left as it is.
