@@ -52,6 +52,7 @@ files = {
     "RotatingFileHandler": lambda: safelog.RotatingFileHandler(
         path, maxBytes=200, backupCount=1000),
 }
+files["install()"] = files["stdlib FileHandler"]
 written_by = files.get(kind) or files["FileHandler"]
 target = written_by()
 target.setFormatter(Slow("%(message)s"))
@@ -59,6 +60,8 @@ handler = safelog.QueueHandler([target]) if kind == "QueueHandler" else target
 log = logging.getLogger("hookless")
 log.addHandler(handler)
 log.propagate = False
+if kind == "install()":
+    safelog.install()  # converts the standard FileHandler in place
 hung = 0
 for number in range(forks):
     inside.clear()
@@ -94,7 +97,14 @@ def _lines(directory: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["FileHandler", "StreamHandler", "RotatingFileHandler", "QueueHandler"]
+    "kind",
+    [
+        "FileHandler",
+        "StreamHandler",
+        "RotatingFileHandler",
+        "QueueHandler",
+        "install()",
+    ],
 )
 def test_child_of_a_hookless_fork_logs_at_once(kind: str, tmp_path: Path) -> None:
     """Children forked without at-fork hooks while another thread holds the

@@ -43,7 +43,7 @@ except ImportError:  # Windows
 import safelog
 
 from . import _atfork, _replacements
-from ._handlers import StreamHandler, _stream_for_child
+from ._handlers import StreamHandler, _ForkSafeHandler, _stream_for_child
 from ._inherited import reset_text_stream
 from ._network import _Outage
 from ._rotating import LOCK_FILE_SUFFIX, _InterProcessLock, _SharedRotation
@@ -261,12 +261,22 @@ def _open_file_identity(stream: object) -> tuple[int, int] | None:
     return opened.st_dev, opened.st_ino
 
 
-def _safelog_state(handler: Any, safelog_class: type) -> dict[str, Any]:
+def _safelog_state(
+    handler: Any, safelog_class: type[_ForkSafeHandler]
+) -> dict[str, Any]:
     """The instance attributes that ``safelog_class.__init__`` sets beyond
     what the standard class's ``__init__`` set on ``handler``."""
-    # _emitting as an instance attribute: a thread that entered safelog's
-    # handle() just before uninstall() reads it after the class is back.
-    state: dict[str, Any] = {"_reentrant": collections.deque(), "_emitting": False}
+    # What safelog's handle() reads, as instance attributes (class defaults
+    # otherwise): a thread that entered it just before uninstall() reads
+    # them after the class is back.
+    state: dict[str, Any] = {
+        "_reentrant": collections.deque(),
+        "_emitting": False,
+        "_owed_after_emit": False,
+        "_locks_through_methods": safelog_class._locks_through_methods,
+        # Its process: in another one, a fork ran no at-fork hook.
+        "_owner_pid": os.getpid(),
+    }
     if issubclass(safelog_class, _SharedRotation):
         state["_file_lock"] = _InterProcessLock(handler.baseFilename + LOCK_FILE_SUFFIX)
         stream = handler.stream
