@@ -96,10 +96,12 @@ class Load:
     not_sent: int
 
 
-def drive(port: int, requests: int, *, clients: int, budget: float) -> Load:
+def drive(
+    port: int, requests: int, *, clients: int, budget: float, patience: float = 5.0
+) -> Load:
     """Send ``GET /?id=<n>`` for n below ``requests`` from ``clients``
-    threads, each request waiting at most 5 s, none started after
-    ``budget`` seconds."""
+    threads, each request waiting at most ``patience`` seconds, none started
+    after ``budget`` seconds."""
     ids: queue.SimpleQueue[str] = queue.SimpleQueue()
     for number in range(requests):
         ids.put(str(number))
@@ -115,7 +117,7 @@ def drive(port: int, requests: int, *, clients: int, budget: float) -> Load:
                 return
             url = f"http://127.0.0.1:{port}/?id={request_id}"
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
+                with urllib.request.urlopen(url, timeout=patience) as response:
                     response.read()
                 answered.append(request_id)
             except OSError as error:

@@ -356,7 +356,12 @@ UWSGI_REQUESTS, HARAKIRI = 120, 3
 
 
 def serve_uwsgi(
-    tmp_path: Path, handler: str, *, fork_hooks: bool, budget: float = BUDGET
+    tmp_path: Path,
+    handler: str,
+    *,
+    fork_hooks: bool,
+    budget: float = BUDGET,
+    patience: float = 5.0,
 ) -> Served:
     """Run uWSGI (master, 4 processes, threads enabled, each worker replaced
     after 15 requests) over tests/servers_app.py, whose ``app`` logger gets a
@@ -403,11 +408,17 @@ def serve_uwsgi(
             start_new_session=True,  # its own process group: we kill only that
         )
         try:
-            # Workers that hang may never answer: after 5 s the load is
-            # driven anyway, and shows them.
-            wait_until_serving(port, master, 5)
+            # Workers that hang may never answer: after ``patience`` s the
+            # load is driven anyway, and shows them.
+            wait_until_serving(port, master, patience)
             if master.poll() is None:
-                load = drive(port, UWSGI_REQUESTS, clients=CLIENTS, budget=budget)
+                load = drive(
+                    port,
+                    UWSGI_REQUESTS,
+                    clients=CLIENTS,
+                    budget=budget,
+                    patience=patience,
+                )
                 stopped = _stop(master)
                 said = uwsgi_log.read_text(errors="replace")
                 return Served(
@@ -448,5 +459,7 @@ def test_uwsgi_without_fork_hooks_safelog_filehandler(tmp_path: Path) -> None:
     test cannot pass by a handler change alone while the master runs
     Python threads: a worker that gets the GIL then meets safelog's lock
     (seen: a request answered, the next one hung until harakiri)."""
-    served = serve_uwsgi(tmp_path, "safelog.FileHandler", fork_hooks=False, budget=3.0)
+    served = serve_uwsgi(
+        tmp_path, "safelog.FileHandler", fork_hooks=False, budget=2.0, patience=2.0
+    )
     _all_well(served, UWSGI_REQUESTS, stop_checked=False)
