@@ -53,12 +53,15 @@ default_python_only = pytest.mark.skipif(
 )
 
 
-def need_module(name: str) -> None:
-    """Skip unless ``name`` can be imported; in CI (``CI`` set) fail
-    instead, so that CI proves the server ran."""
-    if importlib.util.find_spec(name) is not None:
+def need_module(module: str, package: str | None = None) -> None:
+    """Skip unless ``module`` (of the distribution ``package``) can be
+    imported; in CI (``CI`` set) fail instead, so that CI proves the server
+    ran."""
+    if importlib.util.find_spec(module) is not None:
         return
-    reason = f"{name} is not installed (pip install -e '.[test]' installs it)"
+    reason = (
+        f"{package or module} is not installed (pip install -e '.[test]' installs it)"
+    )
     if in_ci():
         pytest.fail(f"CI must run the server tests: {reason}", pytrace=False)
     pytest.skip(reason)

@@ -366,7 +366,7 @@ def serve_uwsgi(
     """Run uWSGI (master, 4 processes, threads enabled, each worker replaced
     after 15 requests) over tests/servers_app.py, whose ``app`` logger gets a
     ``handler`` (a class path) added by the app module in the master."""
-    need_module("uwsgidecorators")  # installed beside the uwsgi binary
+    need_module("uwsgidecorators", "uwsgi")  # installed beside the binary
     uwsgi = Path(sys.executable).parent / "uwsgi"
     if not uwsgi.exists():
         pytest.fail(f"no uwsgi beside {sys.executable}", pytrace=False)
