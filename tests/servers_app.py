@@ -15,6 +15,8 @@ Set by the test, in the environment:
     Anything else: the server's own configuration made the handler.
 ``SERVERS_THREADS``
     How many logging threads to start (default 3).
+``SERVERS_LOGGER``
+    The logger the threads and requests log through (default ``app``).
 
 Lines written, and nothing else (the handler's format is ``%(message)s``):
 ``tick <thread> <sequence> <padding>`` from the threads, ``request <id>
@@ -34,7 +36,7 @@ from urllib.parse import parse_qs
 #: Long enough that a torn line shows; the same on every tick line.
 PADDING = "x" * 60
 
-logger = logging.getLogger("app")
+logger = logging.getLogger(os.environ.get("SERVERS_LOGGER", "app"))
 
 
 def _configure() -> None:

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,8 @@ timeout = 3
 graceful_timeout = 3
 errorlog = {errorlog!r}
 loglevel = "info"
+# gunicorn 23+ listens on $HOME/.gunicorn/gunicorn.ctl: no state outside tmp.
+control_socket_disable = True
 pythonpath = {tests!r}
 logconfig_dict = {{
     "version": 1,
@@ -68,6 +71,12 @@ logconfig_dict = {{
     "formatters": {{"line": {{"format": "%(message)s"}}}},
 }}
 """
+
+#: The pid of a worker gunicorn killed: hung while serving (WORKER TIMEOUT,
+#: then SIGKILL), or before its first heartbeat (killed when the master stops).
+HUNG_WORKER = re.compile(
+    r"WORKER TIMEOUT \(pid:(\d+)\)|Worker \(pid:(\d+)\) was sent SIGKILL"
+)
 
 #: Requests sent, from this many client threads, stopping after BUDGET s.
 #: With max_requests 20 + jitter, 400 requests make gunicorn fork ~17 workers.
@@ -100,7 +109,12 @@ class Served:
 
 
 def serve_gunicorn(
-    tmp_path: Path, handler: str, mode: str = "", budget: float = BUDGET
+    tmp_path: Path,
+    handler: str,
+    mode: str = "",
+    budget: float = BUDGET,
+    logger: str = "app",
+    patience: float = 5.0,
 ) -> Served:
     """Run gunicorn over tests/servers_app.py with ``handler`` (a class
     path) for the ``app`` logger, the app module doing what ``mode`` says."""
@@ -124,18 +138,28 @@ def serve_gunicorn(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
-            env={**os.environ, "SERVERS_MODE": mode, "PYTHONWARNINGS": "ignore"},
+            env={
+                **os.environ,
+                "SERVERS_MODE": mode,
+                "SERVERS_LOGGER": logger,
+                "PYTHONWARNINGS": "ignore",
+            },
             start_new_session=True,  # its own process group: we kill only that
         )
         try:
-            if wait_until_serving(port, master, 20):
-                load = drive(port, REQUESTS, clients=CLIENTS, budget=budget)
+            # Workers that hang may never answer: after ``patience`` s the
+            # load is driven anyway, and shows them.
+            wait_until_serving(port, master, patience)
+            if master.poll() is None:
+                load = drive(
+                    port, REQUESTS, clients=CLIENTS, budget=budget, patience=patience
+                )
                 stopped = _stop(master)
                 said = errorlog.read_text(errors="replace")
                 return Served(
                     load,
                     said.count("Booting worker"),
-                    said.count("WORKER TIMEOUT"),
+                    len({a or b for a, b in HUNG_WORKER.findall(said)}),
                     stopped,
                     count(log.read_text(errors="replace"), load.answered),
                 )
@@ -207,6 +231,34 @@ def test_gunicorn_install_queue(tmp_path: Path) -> None:
     _all_well(serve_gunicorn(tmp_path, "logging.FileHandler", "install-queue"))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 10 section 2: install() leaves alone a handler dictConfig "
+    "closed but left attached (gunicorn's --error-logfile handler)",
+)
+def test_gunicorn_install_app_logging_through_gunicorn_error(tmp_path: Path) -> None:
+    """The app logs through gunicorn.error (--error-logfile) and calls
+    safelog.install(): gunicorn's error-log FileHandler, made before its
+    dictConfig closed it but left it attached, must be converted too.
+
+    Measured today: install() reports it "left alone: closed", it stays a
+    logging.FileHandler, and workers hang on it as in the comparison below
+    (only hangs and failed requests are checked: that file has gunicorn's
+    format)."""
+    served = serve_gunicorn(
+        tmp_path,
+        "logging.FileHandler",
+        "install",
+        budget=COMPARISON_BUDGET,
+        logger="gunicorn.error",
+    )
+    summary = served.summary()
+    assert {"hung_workers": 0, "failed": 0} == {
+        "hung_workers": summary["hung_workers"],
+        "failed": summary["failed"],
+    }, summary
+
+
 def test_gunicorn_stdlib_filehandler_hangs_workers_comparison(
     tmp_path: Path,
 ) -> None:
@@ -215,10 +267,10 @@ def test_gunicorn_stdlib_filehandler_hangs_workers_comparison(
     master thread inside write(), is never released in the child) until
     gunicorn's timeout kills them, and their requests fail.
 
-    Measured: 7 to 12 hung workers of 19-20 forked in 6 to 15 s, in every
-    run; only that some worker hangs is asserted.  A tick line written twice
-    (the child flushing the parent's buffered record again) was seen once in
-    a few runs: too rare to assert."""
+    Measured: in every run some workers hang (4 of 11-13 forked in 4 s of
+    load; 7 to 28 of 19-32 in 15 s); only that one does is asserted.  A tick
+    line written twice (a child writing again the record the parent had
+    buffered at fork) was seen in 3 of 7 runs: too rare to assert."""
     served = serve_gunicorn(tmp_path, "logging.FileHandler", budget=COMPARISON_BUDGET)
     summary = served.summary()
     assert 1 <= summary["hung_workers"], summary
