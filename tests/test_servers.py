@@ -268,7 +268,7 @@ def test_gunicorn_stdlib_filehandler_hangs_workers_comparison(
     gunicorn's timeout kills them, and their requests fail.
 
     Measured: in every run some workers hang (4 of 11-13 forked in 4 s of
-    load; 7 to 28 of 19-32 in 15 s); only that one does is asserted.  A tick
+    load; 7 to 14 of 19-32 in 15 s); only that one does is asserted.  A tick
     line written twice (a child writing again the record the parent had
     buffered at fork) was seen in 3 of 7 runs: too rare to assert."""
     served = serve_gunicorn(tmp_path, "logging.FileHandler", budget=COMPARISON_BUDGET)
