@@ -1,12 +1,13 @@
 # Sourced by the scripts beside it: make (or reuse) a virtual environment for
-# one interpreter with this project installed, editable, with the given extra.
-#   ensure_venv PYTHON EXTRA  ->  sets VENV_PYTHON
-# The venv lives in .venv/<interpreter>-<extra> and is rebuilt when
+# one interpreter with this project installed, editable, with the given
+# extras (comma-separated).
+#   ensure_venv PYTHON EXTRAS  ->  sets VENV_PYTHON
+# The venv lives in .venv/<interpreter>-<extras> and is rebuilt when
 # pyproject.toml changes, so a fresh clone needs nothing installed by hand.
 ensure_venv() {
     local python=$1 extra=$2 tag dir stamp
     tag=$("$python" -c 'import sys; print("py%d.%d.%d" % sys.version_info[:3])')
-    dir=".venv/$tag-$extra"
+    dir=".venv/$tag-${extra//,/-}"
     stamp=$(cksum < pyproject.toml)
     if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
         echo "setting up $dir" >&2

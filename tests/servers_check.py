@@ -60,7 +60,8 @@ def need_module(module: str, package: str | None = None) -> None:
     if importlib.util.find_spec(module) is not None:
         return
     reason = (
-        f"{package or module} is not installed (pip install -e '.[test]' installs it)"
+        f"{package or module} is not installed (pip install -e '.[test,servers]'; "
+        "scripts/test does, for the default python3)"
     )
     if in_ci():
         pytest.fail(f"CI must run the server tests: {reason}", pytrace=False)

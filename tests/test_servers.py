@@ -231,20 +231,13 @@ def test_gunicorn_install_queue(tmp_path: Path) -> None:
     _all_well(serve_gunicorn(tmp_path, "logging.FileHandler", "install-queue"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 section 2: install() leaves alone a handler dictConfig "
-    "closed but left attached (gunicorn's --error-logfile handler)",
-)
 def test_gunicorn_install_app_logging_through_gunicorn_error(tmp_path: Path) -> None:
     """The app logs through gunicorn.error (--error-logfile) and calls
     safelog.install(): gunicorn's error-log FileHandler, made before its
-    dictConfig closed it but left it attached, must be converted too.
-
-    Measured today: install() reports it "left alone: closed", it stays a
-    logging.FileHandler, and workers hang on it as in the comparison below
-    (only hangs and failed requests are checked: that file has gunicorn's
-    format)."""
+    dictConfig closed it but left it attached, is converted too (it was
+    once left alone, "closed", and workers hung on it as in the comparison
+    below).  Only hangs and failed requests are checked: that file has
+    gunicorn's format."""
     served = serve_gunicorn(
         tmp_path,
         "logging.FileHandler",
