@@ -224,6 +224,7 @@ RESTART_SCENARIO = """
     logger.setLevel(logging.INFO)
     logger.propagate = False
     logger.addHandler(handler)
+    print("ready", flush=True)  # handler made: the test may stop the collector
 
     stop = threading.Event()
     logged = {{}}
@@ -281,6 +282,10 @@ def _restart_while_logging(
         cwd=TESTS_DIR,
         args=(kind, str(rsyslog.ports["tcp"]), str(SCENARIO_SECONDS)),
     )
+    # Counted from the handler's first connection: starting an interpreter
+    # may take longer than OUTAGE_STARTS on a loaded machine.
+    assert process.stdout is not None
+    assert "ready\n" == process.stdout.readline()
     time.sleep(OUTAGE_STARTS)
     rsyslog.stop()
     time.sleep(OUTAGE_SECONDS)
