@@ -560,3 +560,43 @@ print(json.dumps(status))
 """
     )
     assert 0 == json.loads(outcome.stdout)
+
+
+# --- what a converted handler carries ------------------------------------------
+
+_CONVERTIBLE = {
+    "FileHandler": (logging.FileHandler, ("a.log",)),
+    "StreamHandler": (logging.StreamHandler, ()),
+    "RotatingFileHandler": (logging.handlers.RotatingFileHandler, ("r.log", "a", 100)),
+    "TimedRotatingFileHandler": (logging.handlers.TimedRotatingFileHandler, ("t.log",)),
+    "WatchedFileHandler": (logging.handlers.WatchedFileHandler, ("w.log",)),
+    "SocketHandler": (logging.handlers.SocketHandler, ("127.0.0.1", 9)),
+    "DatagramHandler": (logging.handlers.DatagramHandler, ("127.0.0.1", 9)),
+    "SysLogHandler": (logging.handlers.SysLogHandler, ()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CONVERTIBLE))
+def test_converted_handler_carries_what_a_new_one_has(
+    name: str, logger: logging.Logger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A converted handler has every instance attribute a new safelog
+    handler of its class has (install() sets them up by hand), and one that
+    is given its standard class back still runs safelog's handle(): a thread
+    may have entered it just before uninstall()."""
+    monkeypatch.chdir(tmp_path)
+    standard, args = _CONVERTIBLE[name]
+    handler = standard(*args)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    safelog.install()
+    safelog_class = getattr(safelog, name)
+    assert safelog_class is type(handler)
+    fresh = safelog_class(*[f"new-{a}" if str(a).endswith(".log") else a for a in args])
+    try:
+        assert set() == set(vars(fresh)) - set(vars(handler))
+    finally:
+        fresh.close()
+    safelog.uninstall()
+    assert standard is type(handler)
+    safelog_class.handle(handler, logging.makeLogRecord({"msg": "straggler"}))
