@@ -9,7 +9,7 @@ import pytest
 
 import safelog
 import scenario
-from safelog import _demo
+from safelog import _demo, _harness
 from safelog.__main__ import main
 
 
@@ -53,10 +53,10 @@ def test_count_records_finds_lost_duplicated_torn_and_other_lines() -> None:
         ]
     )
 
-    tally = _demo.count_records(log, ["p0:0", "p0:1", "p0:2"])
+    tally = _harness.count_records(log, ["p0:0", "p0:1", "p0:2"])
 
     assert (
-        _demo.Tally(
+        _harness.Tally(
             lost=1, duplicated=1, torn=1, other=["Traceback (most recent call last):"]
         )
         == tally

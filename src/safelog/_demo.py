@@ -14,26 +14,25 @@ standard handler's result never affects it.
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
 import dataclasses
 import json
 import logging
 import math
-import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, NoReturn, TextIO
+from typing import TextIO
 
+from . import _harness
 from ._handlers import FileHandler, StreamHandler
+from ._harness import (
+    FORK_INTERVAL,
+    LOGGING_THREADS,
+    OTHER_LINES_KEPT,
+    RECORDS_PER_CHILD,
+    ScenarioResult,
+)
 
 __all__ = ["add_arguments", "add_parser", "run", "scenario_main"]
 
@@ -42,23 +41,11 @@ DEFAULT_TIMEOUT = 2.0
 LIBRARIES = ("stdlib", "safelog")
 HANDLER_KINDS = ("stream", "file")
 
-#: Threads that log without pause while the main thread forks.
-LOGGING_THREADS = 2
-#: Records each forked child logs before it leaves with ``os._exit``.
-RECORDS_PER_CHILD = 3
-#: Pause between forks: long enough for the threads to be back inside a write,
-#: short enough that 50 forks take one second.
-FORK_INTERVAL = 0.02
 #: Time a scenario interpreter may take beyond its forks and its timeout
 #: (startup, counting) before the demo calls it hung.
 SCENARIO_SLACK = 5.0
 
-RECORD_FORMAT = "<<rec %s:%d>>"
-_RECORD = re.compile(r"<<rec ([pc]\d+:\d+)>>")
-# A line with a piece of a record in it, but not exactly one record.
-_RECORD_PIECE = re.compile(r"<<|>>|rec [pc]|\b[pc]\d+:\d+\b")
 _RESULT_PREFIX = "SAFELOG-DEMO-RESULT "
-_OTHER_LINES_KEPT = 5
 
 _LABELS = {
     ("stdlib", "stream"): "stdlib logging.StreamHandler",
@@ -66,29 +53,6 @@ _LABELS = {
     ("safelog", "stream"): "safelog.StreamHandler",
     ("safelog", "file"): "safelog.FileHandler",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class ScenarioResult:
-    """What one scenario interpreter counted, sent to the demo as JSON."""
-
-    forks: int
-    logged: int  # children that logged and exited with status 0
-    hung: int  # children killed after the timeout
-    crashed: int  # children that exited otherwise
-    records: int  # records that should be in the log
-    lost: int
-    duplicated: int  # extra copies of records
-    torn: int  # lines holding a piece of a record but not exactly one
-    other_lines: int  # lines that are no record at all (tracebacks, warnings)
-    other_sample: list[str]
-
-    @property
-    def clean(self) -> bool:
-        """Every child logged, and every record is in the log exactly once."""
-        return self.logged == self.forks and not (
-            self.lost or self.duplicated or self.torn or self.other_lines
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,79 +246,48 @@ def explain(outcomes: Sequence[RunOutcome]) -> str:
 # --- the demo side: one scenario interpreter ---------------------------------
 
 
-def _scenario_environment() -> dict[str, str]:
-    environment = dict(os.environ)
-    # PYTHONUNBUFFERED makes sys.stderr's binary layer an unbuffered FileIO,
-    # which has no lock and so no hazard; the demo shows the usual default.
-    environment.pop("PYTHONUNBUFFERED", None)
-    # The child must import this very safelog, wherever it was found.
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    search_path = environment.get("PYTHONPATH")
-    environment["PYTHONPATH"] = (
-        package_parent if not search_path else package_parent + os.pathsep + search_path
-    )
-    return environment
-
-
 def _run_scenario_interpreter(
     library: str, handler_kind: str, forks: int, timeout: float, workdir: Path
 ) -> RunOutcome:
     log_path = workdir / f"{library}-{handler_kind}.log"
-    command = [
-        sys.executable,
-        "-c",
-        "import sys; from safelog._demo import scenario_main; "
-        "sys.exit(scenario_main(sys.argv[1:]))",
-        f"--library={library}",
-        f"--handler={handler_kind}",
-        f"--forks={forks}",
-        f"--timeout={timeout!r}",
-        f"--log={log_path}",
-    ]
     limit = forks * FORK_INTERVAL + timeout + SCENARIO_SLACK
     # Append mode (O_APPEND): the scenario, its children and a FileHandler on
     # the same file each write at its end, never over one another.
     with open(log_path, "ab") as stderr_file:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+        process = _harness.start(
+            [
+                "-c",
+                "import sys; from safelog._demo import scenario_main; "
+                "sys.exit(scenario_main(sys.argv[1:]))",
+                f"--library={library}",
+                f"--handler={handler_kind}",
+                f"--forks={forks}",
+                f"--timeout={timeout!r}",
+                f"--log={log_path}",
+            ],
+            # PYTHONUNBUFFERED makes sys.stderr's binary layer an unbuffered
+            # FileIO, which has no lock and so no hazard; the demo shows the
+            # usual default.
+            env={"PYTHONUNBUFFERED": None},
             stderr=stderr_file,
-            env=_scenario_environment(),
-            start_new_session=True,  # its own process group: we kill only that
         )
-    hung = False
-    try:
-        stdout, _ = process.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        hung = True
-        _kill_group(process)
-        stdout, _ = process.communicate()
-    finally:
-        if process.returncode is None:  # interrupted: leave nothing behind
-            _kill_group(process)
-            process.wait()
+    finished = _harness.finish(process, limit)
 
     def outcome(problem: str | None, result: ScenarioResult | None) -> RunOutcome:
-        tail = [] if result else _unexpected_lines(log_path)[-_OTHER_LINES_KEPT:]
+        tail = [] if result else _unexpected_lines(log_path)[-OTHER_LINES_KEPT:]
         if result and result.other_lines:
             tail = result.other_sample
         return RunOutcome(library, handler_kind, timeout, result, problem, tail)
 
-    if hung:
+    if finished.hung:
         return outcome(f"the scenario itself hung (killed after {limit:g} s)", None)
-    result = _parse_result(stdout.decode("utf-8", "replace"))
+    result = _parse_result(finished.stdout)
     if result is None:
         return outcome(
-            f"the scenario failed (exit status {process.returncode}) without a result",
+            f"the scenario failed (exit status {finished.returncode}) without a result",
             None,
         )
     return outcome(None, result)
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):  # it ended just now
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _parse_result(stdout: str) -> ScenarioResult | None:
@@ -372,7 +305,7 @@ def _unexpected_lines(log_path: Path) -> list[str]:
         text = log_path.read_bytes().decode("utf-8", "replace")
     except OSError:
         return []
-    return [line for line in text.splitlines() if not _RECORD.fullmatch(line)]
+    return [line for line in text.splitlines() if not _harness.RECORD.fullmatch(line)]
 
 
 # --- the scenario side: runs in the child interpreter -------------------------
@@ -388,9 +321,8 @@ def scenario_main(argv: Sequence[str]) -> int:
     parser.add_argument("--timeout", type=_seconds, required=True)
     parser.add_argument("--log", type=Path, required=True)
     args = parser.parse_args(argv)
-    result = run_scenario(
-        library=args.library,
-        handler_kind=args.handler,
+    result = _harness.run_scenario(
+        _make_handler(args.library, args.handler, args.log),
         forks=args.forks,
         timeout=args.timeout,
         log_path=args.log,
@@ -414,149 +346,3 @@ def _make_handler(library: str, handler_kind: str, log_path: Path) -> logging.Ha
     if library == "safelog":
         return FileHandler(log_path)
     return logging.FileHandler(log_path)
-
-
-def run_scenario(
-    *, library: str, handler_kind: str, forks: int, timeout: float, log_path: Path
-) -> ScenarioResult:
-    """Threads log while the main thread forks ``forks`` children that log;
-    wait for each child at most ``timeout`` seconds, then count the records
-    in ``log_path``.  Forks with threads running: call it only in a process
-    of its own."""
-    # Python 3.12+ warns that forking a multi-threaded process may deadlock
-    # the child.  Here that is the point of the exercise, so the warning is
-    # expected and kept out of the log.
-    warnings.filterwarnings(
-        "ignore",
-        message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\)",
-        category=DeprecationWarning,
-    )
-    handler = _make_handler(library, handler_kind, log_path)
-    logger = logging.getLogger("safelog.demo")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-
-    stop = threading.Event()
-    logged_by_thread = [0] * LOGGING_THREADS
-
-    def log_until_stopped(index: int) -> None:
-        count = 0
-        while not stop.is_set():
-            logger.info(RECORD_FORMAT, f"p{index}", count)
-            count += 1
-        logged_by_thread[index] = count
-
-    threads = [
-        threading.Thread(target=log_until_stopped, args=(index,), daemon=True)
-        for index in range(LOGGING_THREADS)
-    ]
-    for thread in threads:
-        thread.start()
-
-    child_index: dict[int, int] = {}
-    deadlines: dict[int, float] = {}
-    try:
-        for index in range(forks):
-            time.sleep(FORK_INTERVAL)  # let the threads get back into a write
-            pid = os.fork()
-            if pid == 0:
-                _log_in_child_and_exit(logger, index)
-            child_index[pid] = index
-            deadlines[pid] = time.monotonic() + timeout
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        exit_codes = _wait_for_children(deadlines)
-    handler.flush()
-    handler.close()
-
-    expected = [
-        f"p{index}:{seq}"
-        for index, count in enumerate(logged_by_thread)
-        for seq in range(count)
-    ]
-    logged = [pid for pid, code in exit_codes.items() if code == 0]
-    expected += [
-        f"c{child_index[pid]}:{seq}"
-        for pid in logged
-        for seq in range(RECORDS_PER_CHILD)
-    ]
-    hung = sum(1 for code in exit_codes.values() if code is None)
-    text = log_path.read_bytes().decode("utf-8", "replace")
-    tally = count_records(text, expected)
-    return ScenarioResult(
-        forks=forks,
-        logged=len(logged),
-        hung=hung,
-        crashed=len(exit_codes) - len(logged) - hung,
-        records=len(expected),
-        lost=tally.lost,
-        duplicated=tally.duplicated,
-        torn=tally.torn,
-        other_lines=len(tally.other),
-        other_sample=tally.other[:_OTHER_LINES_KEPT],
-    )
-
-
-def _log_in_child_and_exit(logger: logging.Logger, index: int) -> NoReturn:
-    status = 1
-    try:
-        for seq in range(RECORDS_PER_CHILD):
-            logger.info(RECORD_FORMAT, f"c{index}", seq)
-        status = 0
-    finally:
-        # Never return into the parent's code, and never flush the parent's
-        # buffers a second time at exit.
-        os._exit(status)
-
-
-def _wait_for_children(deadlines: dict[int, float]) -> dict[int, int | None]:
-    """Reap each child by its deadline; kill the ones still running then.
-    Return each child's exit code, None for the ones killed."""
-    exit_codes: dict[int, int | None] = {}
-    pending = dict(deadlines)
-    while pending:
-        for pid, deadline in list(pending.items()):
-            reaped, status = os.waitpid(pid, os.WNOHANG)
-            if reaped:
-                exit_codes[pid] = os.waitstatus_to_exitcode(status)
-            elif time.monotonic() >= deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                exit_codes[pid] = None
-            else:
-                continue
-            del pending[pid]
-        if pending:
-            time.sleep(0.005)
-    return exit_codes
-
-
-class Tally(NamedTuple):
-    """What :func:`count_records` found in a log."""
-
-    lost: int  # expected ids not in the log
-    duplicated: int  # extra copies of any record
-    torn: int  # lines with a piece of a record that are not exactly one
-    other: list[str]  # lines with no record in them at all
-
-
-def count_records(text: str, expected: Iterable[str]) -> Tally:
-    """Compare the log ``text`` with the record ids that should be in it."""
-    seen: collections.Counter[str] = collections.Counter()
-    torn = 0
-    other: list[str] = []
-    for line in text.splitlines():
-        match = _RECORD.fullmatch(line)
-        if match:
-            seen[match.group(1)] += 1
-        elif _RECORD_PIECE.search(line):
-            torn += 1
-        elif line.strip():
-            other.append(line)
-    lost = sum(1 for record_id in expected if record_id not in seen)
-    duplicated = sum(copies - 1 for copies in seen.values())
-    return Tally(lost, duplicated, torn, other)
