@@ -46,6 +46,7 @@ FILE_HANDLERS = [
 FORK_AFTER_CONFIG = """
 import logging, os, threading, time, warnings
 import safelog
+from safelog._harness import wait_for_children
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
 log = logging.getLogger("app")
@@ -72,20 +73,8 @@ for number in range(10):
 stop.set()
 for thread in threads:
     thread.join()
-deadline = time.monotonic() + 10
-statuses = []
-for pid in children:
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            statuses.append(os.waitstatus_to_exitcode(status))
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            statuses.append("hung")
-            break
-        time.sleep(0.01)
+codes = wait_for_children(dict.fromkeys(children, time.monotonic() + 10))
+statuses = ["hung" if codes[pid] is None else codes[pid] for pid in children]
 logging.shutdown()
 print(statuses)
 """

@@ -25,10 +25,11 @@ import scenario
 #: Shared by every scenario here: the record shape, its checker, and the
 #: bookkeeping for forked children with deadlines.
 PRELUDE = """
-import collections, io, json, logging, os, re, signal, sys, threading, time
+import collections, io, json, logging, os, re, sys, threading, time
 import warnings, zlib
 
 import safelog
+from safelog._harness import wait_for_children
 
 # These scenarios fork while threads run on purpose; 3.12+ warns about exactly
 # that.  Ignored here (not turned into an error) so that it never lands in a
@@ -119,29 +120,21 @@ class Children:
     # one that misses it is killed and reported as hung.
     def __init__(self, deadline):
         self.deadline = deadline
-        self.running = {}
+        self.running = {}  # pid: (label, deadline)
         self.exit_codes = {}
         self.hung = []
 
     def add(self, pid, label):
         self.running[pid] = (label, time.monotonic() + self.deadline)
 
-    def poll(self):
-        for pid, (label, deadline) in list(self.running.items()):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                del self.running[pid]
-                self.exit_codes[label] = os.waitstatus_to_exitcode(status)
-            elif time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                del self.running[pid]
-                self.hung.append(label)
-
     def wait(self):
-        while self.running:
-            self.poll()
-            time.sleep(0.002)
+        deadlines = {pid: deadline for pid, (_, deadline) in self.running.items()}
+        for pid, code in wait_for_children(deadlines).items():
+            label = self.running.pop(pid)[0]
+            if code is None:
+                self.hung.append(label)
+            else:
+                self.exit_codes[label] = code
 
     def failed(self):
         return sorted(label for label, code in self.exit_codes.items() if code)
@@ -203,7 +196,6 @@ for k in range(FORKS):
             sys.exit(0)  # a normal exit: atexit, logging.shutdown, finalization
         os._exit(0)  # as multiprocessing's children leave
     children.add(pid, k)
-    children.poll()
     time.sleep(0.003)
 children.wait()
 stop.set()

@@ -341,7 +341,7 @@ def test_queue_routes_records_through_the_writer_thread(
 # buffered writes (holding their locks), as on a busy terminal or log pipe.
 # The scenario reports through the original stdout, saved as REPORT.
 _SLOW_PIPE = """
-import json, os, signal, sys, threading, time, warnings
+import json, os, sys, threading, time, warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
 REPORT = os.dup(1)
 read_end, write_end = os.pipe()
@@ -355,20 +355,9 @@ threading.Thread(target=drain_slowly, daemon=True).start()
 
 def wait_for(pids, seconds):
     # Children still running after `seconds` are killed and counted as hung.
-    deadline, hung, failed = time.monotonic() + seconds, 0, 0
-    for pid in pids:
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                failed += status != 0
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                hung += 1
-                break
-            time.sleep(0.005)
-    return hung, failed
+    from safelog._harness import wait_for_children
+    codes = wait_for_children(dict.fromkeys(pids, time.monotonic() + seconds))
+    return sum(c is None for c in codes.values()), sum(bool(c) for c in codes.values())
 
 def report(**result):
     os.write(REPORT, (json.dumps(result) + "\\n").encode())

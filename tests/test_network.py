@@ -13,12 +13,10 @@ import io
 import json
 import logging
 import logging.handlers
-import os
 import pathlib
 import pickle
 import re
 import select
-import signal
 import socket
 import struct
 import textwrap
@@ -28,6 +26,7 @@ import time
 import pytest
 
 import safelog
+from safelog._harness import wait_for_children
 from scenario import run_ok
 
 TESTS_DIR = pathlib.Path(__file__).parent
@@ -205,15 +204,10 @@ class DatagramCollector:
 
 def wait_for_child(pid: int, timeout: float = 20.0) -> int:
     """The exit status of child ``pid``; kill it and fail if it hangs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    raise TimeoutError(f"child {pid} hung")
+    code = wait_for_children({pid: time.monotonic() + timeout})[pid]
+    if code is None:
+        raise TimeoutError(f"child {pid} hung")
+    return code
 
 
 def run_scenario(code: str) -> object:
