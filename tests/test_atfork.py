@@ -25,6 +25,7 @@ import warnings, weakref
 
 import safelog
 from safelog import _atfork
+from safelog._harness import wait_for_children
 
 warnings.filterwarnings(
     "ignore", message=r"This process .* is multi-threaded", category=DeprecationWarning
@@ -68,20 +69,12 @@ def fork_and_report(in_child, deadline=5.0):
             code = 70
         os._exit(code)
     os.close(write_end)
-    give_up = time.monotonic() + deadline
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > give_up:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read_end)
-            return None, "hung"
-        time.sleep(0.002)
+    code = wait_for_children({pid: time.monotonic() + deadline})[pid]
+    if code is None:
+        os.close(read_end)
+        return None, "hung"
     with os.fdopen(read_end, "rb") as pipe:
         data = pipe.read()
-    code = os.waitstatus_to_exitcode(status)
     return (json.loads(data) if data else None), code
 """
 

@@ -32,6 +32,7 @@ FORKS = 5
 SCENARIO = """
 import ctypes, json, logging, logging.handlers, os, sys, threading, time
 import safelog
+from safelog._harness import wait_for_children
 
 kind, path, forks = sys.argv[1], sys.argv[2], int(sys.argv[3])
 c_fork = ctypes.PyDLL(None).fork  # holds the GIL; runs no at-fork hook
@@ -73,14 +74,7 @@ for number in range(forks):
         log.warning("child%d/0", number)
         log.warning("child%d/1", number)
         os._exit(0)
-    deadline = time.monotonic() + 5
-    while not os.waitpid(pid, os.WNOHANG)[0]:
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            hung += 1
-            break
-        time.sleep(0.01)
+    hung += wait_for_children({pid: time.monotonic() + 5})[pid] is None
     slow.join()
     if hung:
         break

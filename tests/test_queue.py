@@ -671,6 +671,7 @@ TORTURE_SCENARIO = """
 import json, logging, logging.handlers, multiprocessing, os, queue, sys
 import threading, time, warnings
 import safelog
+from safelog._harness import wait_for_children
 # This scenario means to fork with threads running.
 warnings.filterwarnings("ignore", "This process .* multi-threaded", DeprecationWarning)
 path, forks, per_child, pair = sys.argv[1:]
@@ -730,13 +731,7 @@ if __name__ == "__main__":
                 os._exit(0)
             sys.exit(0)
         deadline = time.monotonic() + (5 if pair == "safelog" else 1)
-        while os.waitpid(pid, os.WNOHANG) == (0, 0):
-            if time.monotonic() > deadline:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                hung += 1
-                break
-            time.sleep(0.001)
+        hung += wait_for_children({pid: deadline})[pid] is None
         expected_children.append(tag)
     methods = [m for m in ("fork", "forkserver", "spawn")
                if m in multiprocessing.get_all_start_methods()]

@@ -404,6 +404,7 @@ def test_target_forking_on_the_writer(tmp_path: pathlib.Path) -> None:
         REPORT
         + f"""
 import logging, multiprocessing, os, time, warnings, safelog
+from safelog._harness import wait_for_children
 # 3.12+ warns that fork() with threads may deadlock: what is tested here
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 children = []
@@ -426,17 +427,8 @@ for message in ("a", "fork raw", "b", "fork mp", "c"):
     log.warning(message)
     time.sleep(0.05)
 queued.flush()
-waited = []
-for pid in children:
-    give_up = time.monotonic() + 10
-    while not os.waitpid(pid, os.WNOHANG)[0]:
-        if time.monotonic() > give_up:
-            os.kill(pid, 9)
-            waited.append("hung")
-            break
-        time.sleep(0.01)
-    else:
-        waited.append("ended")
+codes = wait_for_children(dict.fromkeys(children, time.monotonic() + 10))
+waited = ["hung" if codes[pid] is None else "ended" for pid in children]
 report(pid=os.getpid(), waited=waited)
 """,
         timeout=60,
@@ -646,6 +638,7 @@ def test_fork_from_a_signal_handler_while_waiting_for_the_writer(
         REPORT
         + f"""
 import logging, os, signal, threading, time, safelog
+from safelog._harness import wait_for_children
 gate = threading.Event()
 class Gated(logging.Handler):
     def emit(self, record):
@@ -673,14 +666,9 @@ else:
 if forked == ["child"]:
     os._exit(0)  # the child came back from the interrupted call
 pid = forked[0]
-give_up = time.monotonic() + 5
-while not os.waitpid(pid, os.WNOHANG)[0]:
-    if time.monotonic() > give_up:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        report(child="hung")
-        raise SystemExit(0)
-    time.sleep(0.01)
+if wait_for_children({{pid: time.monotonic() + 5}})[pid] is None:
+    report(child="hung")
+    raise SystemExit(0)
 report(child="returned")
 """,
         timeout=30,

@@ -398,6 +398,7 @@ def test_records_left_by_an_interrupted_catch_up_written_by(finish: str) -> None
 FORK_INSIDE_EMIT = """
 import inspect, json, logging, os, signal, sys, time
 import safelog
+from safelog._harness import wait_for_children
 PATH = sys.argv[1]
 stream = open(PATH, "w")  # block-buffered
 handler = safelog.StreamHandler(stream)
@@ -432,12 +433,8 @@ sys.settrace(None)
 if not children:  # the child
     log.warning("child record, the log call raised %s", raised)
     sys.exit(0)
-deadline = time.monotonic() + 20
-while not os.waitpid(children[0], os.WNOHANG)[0]:
-    if time.monotonic() > deadline:
-        os.kill(children[0], signal.SIGKILL)
-        sys.exit("child hung")
-    time.sleep(0.01)
+if wait_for_children({children[0]: time.monotonic() + 20})[children[0]] is None:
+    sys.exit("child hung")
 handler.flush()
 with open(PATH) as file:
     print(json.dumps(sorted(file.read().splitlines())))

@@ -312,14 +312,11 @@ def test_file_api_refusals_as_open() -> None:
 TAIL_KEPT_AT_FORK = """
 import logging, os, resource, signal, sys, time
 import safelog
+from safelog._harness import wait_for_children
 PATH = sys.argv[1]
 def wait(pid):
-    deadline = time.monotonic() + 20
-    while not os.waitpid(pid, os.WNOHANG)[0]:
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            sys.exit("hung")
-        time.sleep(0.01)
+    if wait_for_children({pid: time.monotonic() + 20})[pid] is None:
+        sys.exit("hung")
 handler = safelog.StreamHandler(open(PATH, "a"))
 handler.setFormatter(logging.Formatter("%(message)s"))
 handler.handleError = lambda record: None
