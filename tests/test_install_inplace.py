@@ -447,10 +447,11 @@ print(json.dumps([get_logger, fork, type(handler).__module__]))
 
 
 _FORKED_CHILD_INSTALLS = """
-import fcntl, json, logging, os, signal, sys, termios, threading, time, warnings
+import fcntl, json, logging, os, sys, termios, threading, time, warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
 import struct
 import safelog
+from safelog._harness import wait_for_children
 read_end, write_end = os.pipe()
 stream = os.fdopen(write_end, "w")  # buffered, as a log pipe is
 handler = logging.StreamHandler(stream)
@@ -484,14 +485,7 @@ def drain():
         chunks.append(chunk)
 drainer = threading.Thread(target=drain)
 drainer.start()
-deadline, hung = time.monotonic() + 10, False
-while not os.waitpid(pid, os.WNOHANG)[0]:
-    if time.monotonic() > deadline:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        hung = True
-        break
-    time.sleep(0.01)
+hung = wait_for_children({pid: time.monotonic() + 10})[pid] is None
 blocked.join()
 stream.close()  # the last write end: the drainer reads to the end
 drainer.join()
@@ -516,9 +510,10 @@ def test_install_in_a_child_forked_while_a_parent_thread_was_in_install() -> Non
     parent thread's locks."""
     outcome = scenario.run_ok(
         """
-import json, logging, os, signal, threading, time, warnings
+import json, logging, os, threading, time, warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
 import safelog
+from safelog._harness import wait_for_children
 inside, release = threading.Event(), threading.Event()
 class Slow(logging.Formatter):
     def format(self, record):
@@ -542,17 +537,7 @@ if pid == 0:
     safelog.install()
     logger.warning("child")
     os._exit(0 if type(handler) is safelog.StreamHandler else 1)
-deadline, status = time.monotonic() + 10, None
-while status is None:
-    done, code = os.waitpid(pid, os.WNOHANG)
-    if done:
-        status = code
-    elif time.monotonic() > deadline:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        status = "hung"
-    else:
-        time.sleep(0.01)
+status = wait_for_children({pid: time.monotonic() + 10})[pid]
 release.set()
 busy.join()
 installer.join()
