@@ -9,7 +9,7 @@
 * :func:`count_records` tallies records lost, duplicated and torn: every
   record carries a unique id (:data:`RECORD_FORMAT`).
 
-Not public API: the tests import it, the runtime library never does.
+Not public API: the demo and the tests import it; no handler ever does.
 """
 
 from __future__ import annotations
