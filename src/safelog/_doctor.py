@@ -35,9 +35,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-import safelog
-
 from . import _replacements
+from ._queue import QueueHandler
 from ._targets import path_back
 
 __all__ = [
@@ -181,7 +180,7 @@ def judge_class(name: str, cls: object, path: str | None = None) -> Finding:
 
 def _public_path(cls: type) -> str:
     """``safelog.FileHandler`` rather than ``safelog._handlers.FileHandler``."""
-    if getattr(safelog, cls.__name__, None) is cls:
+    if _replacements.SAFELOG_HANDLERS.get(cls.__name__) is cls:
         return f"safelog.{cls.__name__}"
     return _replacements.class_path(cls)
 
@@ -247,7 +246,7 @@ def _is_queue_handler_path(builder: object, *, ini: bool) -> bool:
             builder = _resolve_handler_path(_clean_path(builder), ini=ini)
         except (ImportError, AttributeError, ValueError):
             return False
-    return isinstance(builder, type) and issubclass(builder, safelog.QueueHandler)
+    return isinstance(builder, type) and issubclass(builder, QueueHandler)
 
 
 # --- the targets of queue handlers --------------------------------------------
@@ -743,7 +742,7 @@ def check_live_config() -> list[Finding]:
     queue_targets: dict[str, Sequence[str]] = {}
     for name, handler in found:
         targets = _targets_of(handler)
-        if isinstance(handler, safelog.QueueHandler):
+        if isinstance(handler, QueueHandler):
             queue_targets[name] = [str(id(target)) for target in targets]
         else:
             called_directly.update(id(target) for target in targets)

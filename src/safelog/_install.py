@@ -40,14 +40,19 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-import safelog
-
-from . import _atfork, _replacements
+from . import _atfork, _pending, _replacements
 from ._handlers import StreamHandler, _ForkSafeHandler, _stream_for_child
 from ._inherited import reset_text_stream
-from ._network import _Outage
-from ._rotating import LOCK_FILE_SUFFIX, _InterProcessLock, _SharedRotation
+from ._network import SocketHandler, SysLogHandler, _Outage
+from ._queue import QueueHandler
+from ._rotating import (
+    LOCK_FILE_SUFFIX,
+    TimedRotatingFileHandler,
+    _InterProcessLock,
+    _SharedRotation,
+)
 from ._stream import DescriptorStream
+from ._watched import WatchedFileHandler
 
 __all__ = ["EXIT_FLUSH_TIMEOUT", "InstallReport", "ReportEntry", "install", "uninstall"]
 
@@ -160,11 +165,10 @@ def _flush_queued_records(timeout: float) -> None:
     """Wait at most ``timeout`` seconds for ``safelog.flush()``: a barrier
     behind every queued record.  It runs on a thread of its own so that a
     stuck handler can delay the exit, never stop it."""
-    flush = getattr(safelog, "flush", None)  # the queue module may be absent
-    if not callable(flush):
-        return
     try:
-        barrier = threading.Thread(target=flush, name="safelog-exit-flush", daemon=True)
+        barrier = threading.Thread(
+            target=_pending.flush, name="safelog-exit-flush", daemon=True
+        )
         barrier.start()
     except RuntimeError:  # no new threads at interpreter shutdown
         return
@@ -281,7 +285,7 @@ def _safelog_state(
         state["_file_lock"] = _InterProcessLock(handler.baseFilename + LOCK_FILE_SUFFIX)
         stream = handler.stream
         state["_open_file"] = None if stream is None else _open_file_identity(stream)
-    if issubclass(safelog_class, safelog.TimedRotatingFileHandler):
+    if issubclass(safelog_class, TimedRotatingFileHandler):
         # The schedule the handler kept (rolloverAt) is the standard rule's,
         # made from the file at the path: other processes may refine it.
         state["_schedule_of"] = None
@@ -292,11 +296,11 @@ def _safelog_state(
             state["_init_file"] = None
         else:
             state["_init_file"] = (found.st_dev, found.st_ino)
-    if issubclass(safelog_class, safelog.WatchedFileHandler):
+    if issubclass(safelog_class, WatchedFileHandler):
         state["_opened_before"] = handler.stream is not None
-    if issubclass(safelog_class, (safelog.SocketHandler, safelog.SysLogHandler)):
+    if issubclass(safelog_class, (SocketHandler, SysLogHandler)):
         state["_outage"] = _Outage()
-    if issubclass(safelog_class, safelog.SocketHandler):
+    if issubclass(safelog_class, SocketHandler):
         state["_connect_error"] = ""
     return state
 
@@ -765,7 +769,6 @@ def _start_routing(
     changed: list[ReportEntry], left_alone: list[ReportEntry]
 ) -> _Routing:
     global _routing, _stdlib_call_handlers
-    queue_class = getattr(safelog, "QueueHandler")  # noqa: B009 - checked by install
     on_writer = "runs only on the writer thread of the shared safelog.QueueHandler"
     # Each handler keeps its one entry, converted or not.
     for entries in (changed, left_alone):
@@ -788,7 +791,7 @@ def _start_routing(
     stdlib_call_handlers = logging.Logger.__dict__["callHandlers"]
     _stdlib_call_handlers = stdlib_call_handlers
     dispatcher = _Dispatcher(stdlib_call_handlers)
-    queue_handler: logging.Handler = queue_class([dispatcher])
+    queue_handler: logging.Handler = QueueHandler([dispatcher])
     _routing = _Routing(
         queue_handler, stdlib_call_handlers, _call_handlers_through_queue
     )
@@ -890,10 +893,6 @@ def install(*, queue: bool = False, std_streams: bool = True) -> InstallReport:
     global _installed
     _check_flag("queue", queue)
     _check_flag("std_streams", std_streams)
-    if queue and not isinstance(getattr(safelog, "QueueHandler", None), type):
-        raise ValueError(
-            "queue=True needs safelog.QueueHandler, absent in this version"
-        )
     with _install_lock:
         if _installed is not None:
             if (_installed.queue, _installed.std_streams) != (queue, std_streams):

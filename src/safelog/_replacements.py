@@ -1,8 +1,7 @@
 """Which standard handler each safelog handler replaces, and why it must.
 
 One table for everything that converts a configuration: ``safelog.install()``
-and ``python -m safelog doctor``.  A safelog class that this version does not
-ship is simply absent from :func:`safelog_class_for`.
+and ``python -m safelog doctor``.
 """
 
 from __future__ import annotations
@@ -10,7 +9,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import safelog
+from ._handlers import FileHandler, StreamHandler
+from ._network import DatagramHandler, SocketHandler, SysLogHandler
+from ._queue import QueueHandler
+from ._rfc5424 import RFC5424Handler
+from ._rotating import RotatingFileHandler, TimedRotatingFileHandler
+from ._watched import WatchedFileHandler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +80,23 @@ REPLACEMENTS: tuple[Replacement, ...] = (
     ),
 )
 
+#: Every handler class safelog exports, by its name in the package.
+SAFELOG_HANDLERS: dict[str, type[logging.Handler]] = {
+    cls.__name__: cls
+    for cls in (
+        DatagramHandler,
+        FileHandler,
+        QueueHandler,
+        RFC5424Handler,
+        RotatingFileHandler,
+        SocketHandler,
+        StreamHandler,
+        SysLogHandler,
+        TimedRotatingFileHandler,
+        WatchedFileHandler,
+    )
+}
+
 _BY_STDLIB_PATH = {replacement.stdlib_path: replacement for replacement in REPLACEMENTS}
 
 
@@ -91,10 +112,8 @@ def replacement_for(cls: type) -> Replacement | None:
 
 
 def safelog_class_for(cls: type) -> type[logging.Handler] | None:
-    """The safelog class that replaces exactly ``cls``, if this version of
-    safelog ships it."""
+    """The safelog class that replaces exactly ``cls``, or None."""
     replacement = replacement_for(cls)
     if replacement is None:
         return None
-    found = getattr(safelog, replacement.safelog_name, None)
-    return found if isinstance(found, type) else None
+    return SAFELOG_HANDLERS.get(replacement.safelog_name)
