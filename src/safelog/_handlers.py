@@ -596,7 +596,7 @@ class FileHandler(_ForkSafeHandler, _FileHandlerBase):
         if not isinstance(text_file, io.TextIOWrapper):
             return cast(io.TextIOWrapper, text_file)  # binary mode: as the stdlib
         stream = DescriptorStream.from_text_file(text_file, mode)
-        _set_append(stream.fileno())
+        set_append(stream.fileno())
         # Typed as the stdlib's stream; it is a text stream with the same API.
         return cast(io.TextIOWrapper, stream)
 
@@ -791,9 +791,10 @@ def _report_error(handler: logging.Handler, record: logging.LogRecord) -> None:
         handler.handleError(record)
 
 
-def _set_append(fd: int) -> None:
-    # O_APPEND: every write lands at the current end of the file, whoever else
-    # appends to it ("a" mode has it already; "w" truncated the file first).
+def set_append(fd: int) -> None:
+    """Give ``fd`` O_APPEND: every write lands at the current end of the file,
+    after what any other process sharing the file wrote ("a" mode has it
+    already; "w" truncated the file first).  A no-op on Windows."""
     if fcntl is None:
         return  # Windows: one process per file, as with the stdlib
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)

@@ -35,13 +35,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TextIO, cast
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
 from . import _atfork, _pending, _replacements
-from ._handlers import StreamHandler, _ForkSafeHandler, _stream_for_child
+from ._handlers import (
+    StreamHandler,
+    _ForkSafeHandler,
+    _stream_for_child,
+    set_append,
+)
 from ._inherited import reset_text_stream
 from ._network import SocketHandler, SysLogHandler, _Outage
 from ._queue import QueueHandler
@@ -374,7 +374,7 @@ class _Conversion:
             stream = DescriptorStream.from_text_file(
                 handler.stream, _append_mode(handler.mode)
             )
-            _set_append(stream.fileno())
+            set_append(stream.fileno())
         state = _safelog_state(handler, safelog_class)
         # A fork in another thread copies the handler either before or after
         # the change, never half way: the fork steps hold the registry lock.
@@ -461,17 +461,6 @@ def _atfork_registry_lock() -> Iterator[None]:
     # Looked up each time: a forked child gets a new one.
     with _atfork._registry_lock:
         yield
-
-
-def _set_append(fd: int) -> None:
-    # O_APPEND: the descriptor writes at the end of the file, after what any
-    # other process sharing the file wrote (safelog.FileHandler's own files
-    # have it too).
-    if fcntl is None:
-        return
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    if not flags & os.O_APPEND:
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_APPEND)
 
 
 class _ForkWatch:
@@ -715,7 +704,7 @@ class _Dispatcher(logging.Handler):
         return "<safelog install dispatcher>"
 
 
-def _render_exception(logger: logging.Logger, record: logging.LogRecord) -> None:
+def _cache_exc_text(logger: logging.Logger, record: logging.LogRecord) -> None:
     # Done on the calling thread, where the traceback is still intact, with
     # the formatter of the first handler the record reaches, as the standard
     # Formatter.format caches it in exc_text for the handlers after it.
@@ -751,7 +740,7 @@ def _call_handlers_through_queue(self: logging.Logger, record: Any) -> None:
         _stdlib_call_handlers(self, record)
         return
     if record.exc_info and not record.exc_text:
-        _render_exception(self, record)
+        _cache_exc_text(self, record)
     record.__dict__[_ORIGIN] = self
     try:
         routing.queue_handler.handle(record)
