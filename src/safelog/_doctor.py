@@ -699,7 +699,9 @@ def _loggers() -> list[tuple[str, logging.Logger]]:
     return loggers
 
 
-def _live_handlers() -> Iterator[tuple[str, logging.Handler]]:
+def _reachable_handlers() -> Iterator[tuple[str, logging.Handler]]:
+    """Each handler on a logger, and each handler it passes records to, once,
+    with its name (or where it was found)."""
     seen: set[int] = set()
     pending: list[tuple[str, logging.Handler]] = []
     for logger_name, logger in _loggers():
@@ -711,11 +713,11 @@ def _live_handlers() -> Iterator[tuple[str, logging.Handler]]:
             continue
         seen.add(id(handler))
         yield name, handler
-        for index, target in enumerate(_targets_of(handler)):
+        for index, target in enumerate(_handlers_fed_by(handler)):
             pending.append((target.name or f"{name}->target[{index}]", target))
 
 
-def _targets_of(handler: logging.Handler) -> list[logging.Handler]:
+def _handlers_fed_by(handler: logging.Handler) -> list[logging.Handler]:
     """The handlers that ``handler`` passes its records to, when it can tell."""
     targets: list[logging.Handler] = []
     listener = getattr(handler, "listener", None)  # stdlib QueueHandler, 3.12+
@@ -735,13 +737,13 @@ def check_live_config() -> list[Finding]:
     """One finding per handler reachable from the loggers of this process; a
     handler the doctor cannot judge is fork-safe when only safelog
     QueueHandlers call it."""
-    found = list(_live_handlers())
+    found = list(_reachable_handlers())
     called_directly = {
         id(handler) for _, logger in _loggers() for handler in logger.handlers
     }
     queue_targets: dict[str, Sequence[str]] = {}
     for name, handler in found:
-        targets = _targets_of(handler)
+        targets = _handlers_fed_by(handler)
         if isinstance(handler, QueueHandler):
             queue_targets[name] = [str(id(target)) for target in targets]
         else:

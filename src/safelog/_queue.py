@@ -185,7 +185,7 @@ class _ProcessQueue:
 
 
 # Every live QueueHandler, for safelog.flush() and the exit hooks.
-_live_handlers: weakref.WeakSet[QueueHandler] = weakref.WeakSet()
+_live_queues: weakref.WeakSet[QueueHandler] = weakref.WeakSet()
 
 
 class QueueHandler(logging.Handler):
@@ -268,7 +268,7 @@ class QueueHandler(logging.Handler):
         # Ahead: the writer must stop before a fork takes the locks of the
         # handlers it writes to, whichever were made first.
         _atfork.register(self, ahead=True)
-        _live_handlers.add(self)
+        _live_queues.add(self)
 
     # -- public attributes -------------------------------------------------
 
@@ -729,7 +729,7 @@ class QueueHandler(logging.Handler):
                     target.close()
                 except Exception:
                     report_target_error(target, note_record("(close)"))
-        _live_handlers.discard(self)
+        _live_queues.discard(self)
         super().close()
 
     def _retire_for_exit(self) -> None:
@@ -795,7 +795,7 @@ class QueueHandler(logging.Handler):
 
 
 def _flush_all() -> None:
-    for handler in list(_live_handlers):
+    for handler in list(_live_queues):
         handler.flush()
 
 
@@ -874,7 +874,7 @@ def _wait_os_thread_gone(writer: threading.Thread, deadline: float) -> None:
 
 
 def _retire_all_for_exit() -> None:
-    for handler in list(_live_handlers):
+    for handler in list(_live_queues):
         # One broken handler must not keep the others' records unwritten.
         with contextlib.suppress(Exception):
             handler._retire_for_exit()

@@ -39,7 +39,7 @@ _SEQUENCE_MAX = 2_147_483_647  # RFC 5424: then it starts again from 1
 _FLUSH_STEP = 0.05
 
 # Every live RFC5424Handler, for safelog.flush() and the exit hooks.
-_live_handlers: weakref.WeakSet[RFC5424Handler] = weakref.WeakSet()
+_live_rfc5424_handlers: weakref.WeakSet[RFC5424Handler] = weakref.WeakSet()
 
 
 def _severity(levelno: int) -> int:
@@ -187,7 +187,7 @@ class RFC5424Handler(_ForkSafeHandler):
         self._exiting = False
         self._closed = False
         self._register_for_fork()
-        _live_handlers.add(self)
+        _live_rfc5424_handlers.add(self)
 
     def _start_counting(self) -> None:
         self._pid = os.getpid()
@@ -248,7 +248,7 @@ class RFC5424Handler(_ForkSafeHandler):
         try:
             self._report_unsent("closed")
             self._closed = True
-            _live_handlers.discard(self)
+            _live_rfc5424_handlers.discard(self)
             self._connection.close()
             self._connection.spool.clear()
         finally:
@@ -347,7 +347,7 @@ class RFC5424Handler(_ForkSafeHandler):
         self._start_counting()
         self._exiting = False
         if not self._closed:
-            _live_handlers.add(self)
+            _live_rfc5424_handlers.add(self)
 
     def _ready_for_exit(self) -> None:
         """Exit hook: send the spool (within ``flush_timeout``) and report
@@ -362,12 +362,12 @@ class RFC5424Handler(_ForkSafeHandler):
 
 
 def _flush_all() -> None:
-    for handler in list(_live_handlers):
+    for handler in list(_live_rfc5424_handlers):
         handler.flush()
 
 
 def _ready_all_for_exit() -> None:
-    for handler in list(_live_handlers):
+    for handler in list(_live_rfc5424_handlers):
         try:
             handler._ready_for_exit()
         except Exception:  # one broken handler must not cost the others
