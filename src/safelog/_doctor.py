@@ -691,7 +691,7 @@ def _literal_target_names(args: str) -> list[str] | None:
     return None
 
 
-def _loggers() -> list[tuple[str, logging.Logger]]:
+def _named_loggers() -> list[tuple[str, logging.Logger]]:
     loggers: list[tuple[str, logging.Logger]] = [("root", logging.getLogger())]
     for logger_name, logger in sorted(logging.root.manager.loggerDict.items()):
         if isinstance(logger, logging.Logger):
@@ -704,7 +704,7 @@ def _reachable_handlers() -> Iterator[tuple[str, logging.Handler]]:
     with its name (or where it was found)."""
     seen: set[int] = set()
     pending: list[tuple[str, logging.Handler]] = []
-    for logger_name, logger in _loggers():
+    for logger_name, logger in _named_loggers():
         for index, handler in enumerate(logger.handlers):
             pending.append((handler.name or f"{logger_name}[{index}]", handler))
     while pending:
@@ -739,7 +739,7 @@ def check_live_config() -> list[Finding]:
     QueueHandlers call it."""
     found = list(_reachable_handlers())
     called_directly = {
-        id(handler) for _, logger in _loggers() for handler in logger.handlers
+        id(handler) for _, logger in _named_loggers() for handler in logger.handlers
     }
     queue_targets: dict[str, Sequence[str]] = {}
     for name, handler in found:

@@ -96,7 +96,7 @@ def _facility(value: Any) -> int:
     return value
 
 
-def _seconds(name: str, value: Any) -> float:
+def _check_seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
     if not math.isfinite(value) or value < 0:
@@ -176,12 +176,12 @@ class RFC5424Handler(_ForkSafeHandler):
             raise TypeError(f"spool_size must be an int, got {spool_size!r}")
         if spool_size < 1:
             raise ValueError(f"spool_size must be at least 1, got {spool_size!r}")
-        self.timeout = _seconds("timeout", timeout)
-        self.flush_timeout = _seconds("flush_timeout", flush_timeout)
+        self.timeout = _check_seconds("timeout", timeout)
+        self.flush_timeout = _check_seconds("flush_timeout", flush_timeout)
         self._connection = SpooledConnection(
             self.address,
             limit=spool_size,
-            resend_window=_seconds("resend_window", resend_window),
+            resend_window=_check_seconds("resend_window", resend_window),
         )
         self._start_counting()
         self._exiting = False
