@@ -133,27 +133,27 @@ def test_child_stream_replaces_only_plain_text_files(tmp_path: Path) -> None:
     import gzip
     import io
 
-    from safelog._handlers import _stream_for_child
+    from safelog._handlers import stream_for_child
 
     with (
         open(tmp_path / "plain.log", "w", encoding="utf-8") as plain,
         gzip.open(tmp_path / "packed.log.gz", "wt", encoding="utf-8") as packed,
     ):
-        replaced = _stream_for_child(plain)
+        replaced = stream_for_child(plain)
         assert replaced is not None
         assert (plain.fileno(), "utf-8") == (replaced.fileno(), replaced.encoding)
-        assert _stream_for_child(packed) is None
-        assert _stream_for_child(io.StringIO()) is None
+        assert stream_for_child(packed) is None
+        assert stream_for_child(io.StringIO()) is None
 
 
 def test_child_stream_at_start_of_file_writes_byte_order_mark(tmp_path: Path) -> None:
     """A child's utf-16 stream on a file nothing was written to yet starts it
     with a byte order mark, as the parent's stream would have."""
-    from safelog._handlers import _stream_for_child
+    from safelog._handlers import stream_for_child
 
     path = tmp_path / "wide.log"
     with open(path, "w", encoding="utf-16") as wide:
-        replaced = _stream_for_child(wide)
+        replaced = stream_for_child(wide)
         assert replaced is not None
         replaced.write("a\n")
     assert "a\n".encode("utf-16") == path.read_bytes()

@@ -67,7 +67,7 @@ def _held_by_this_thread(lock: object) -> bool:
     return callable(is_owned) and bool(is_owned())
 
 
-class _ForkSafeHandler(logging.Handler):
+class ForkSafeHandler(logging.Handler):
     """What safelog's handlers share: the fork steps (see ``_atfork``), and
     a ``handle()`` that writes a record logged re-entrantly after the record
     in progress instead of inside its write."""
@@ -131,7 +131,7 @@ class _ForkSafeHandler(logging.Handler):
         # Before 3.13 the standard handle() calls acquire() and release(),
         # so a subclass may override them; handle() then calls them too.
         cls._locks_through_methods = not _HANDLE_USES_WITH_LOCK and (
-            cls.acquire is not _ForkSafeHandler.acquire
+            cls.acquire is not ForkSafeHandler.acquire
             or cls.release is not logging.Handler.release
         )
 
@@ -381,7 +381,7 @@ def _descriptor_of(stream: object) -> int | None:
     return fd if isinstance(fd, int) else None
 
 
-def _stream_for_child(stream: object) -> DescriptorStream | None:
+def stream_for_child(stream: object) -> DescriptorStream | None:
     """The stream a forked child should write through instead of ``stream``,
     or None to keep ``stream``.
 
@@ -443,7 +443,7 @@ def _write_past_inherited_stream(handler: StreamHandler | FileHandler) -> None:
     inherited = handler.stream
     if isinstance(inherited, DescriptorStream):
         inherited.forget_unwritten()  # the parent finishes its record
-    child_stream = _stream_for_child(inherited)
+    child_stream = stream_for_child(inherited)
     if child_stream is None:
         return
     if handler._emitting:
@@ -502,7 +502,7 @@ def _plain_descriptor(stream: object) -> int | None:
     return _descriptor_of(layer)
 
 
-class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
+class StreamHandler(ForkSafeHandler, _StreamHandlerBase):
     """``logging.StreamHandler`` that a forked child can use at once.
 
     Outside of fork it is the standard handler.  In a forked child, a stream
@@ -537,7 +537,7 @@ class StreamHandler(_ForkSafeHandler, _StreamHandlerBase):
         _write_past_inherited_stream(self)
 
 
-class FileHandler(_ForkSafeHandler, _FileHandlerBase):
+class FileHandler(ForkSafeHandler, _FileHandlerBase):
     """``logging.FileHandler`` that writes each record in one ``os.write``.
 
     Same signature, attributes and output bytes as the standard handler.  The
@@ -665,7 +665,7 @@ def write_batch(
                 except reported:
                     _report_error(handler, record)
 
-    cast(_ForkSafeHandler, handler)._emit_and_catch_up(write, passed)
+    cast(ForkSafeHandler, handler)._emit_and_catch_up(write, passed)
     return True
 
 
@@ -673,7 +673,7 @@ def write_batch(
 # skips a lock where there is nothing to flush.
 _STANDARD_FLUSHES = (
     logging.StreamHandler.flush,
-    _ForkSafeHandler.flush,
+    ForkSafeHandler.flush,
     FileHandler.flush,
 )
 
@@ -685,7 +685,7 @@ def takes_batches(handler: logging.Handler) -> bool:
     return (
         standard_emit is not None
         and cls.emit is standard_emit  # not a subclass's own emit()
-        and cls.handle is _ForkSafeHandler.handle
+        and cls.handle is ForkSafeHandler.handle
         and cls.flush in _STANDARD_FLUSHES
         and type(getattr(handler, "stream", None)) is DescriptorStream
     )

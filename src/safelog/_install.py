@@ -37,19 +37,19 @@ from typing import Any, NoReturn, TextIO, cast
 
 from . import _atfork, _pending, _replacements
 from ._handlers import (
+    ForkSafeHandler,
     StreamHandler,
-    _ForkSafeHandler,
-    _stream_for_child,
     set_append,
+    stream_for_child,
 )
 from ._inherited import reset_text_stream
-from ._network import SocketHandler, SysLogHandler, _Outage
+from ._network import Outage, SocketHandler, SysLogHandler
 from ._queue import QueueHandler
 from ._rotating import (
     LOCK_FILE_SUFFIX,
+    InterProcessLock,
+    SharedRotation,
     TimedRotatingFileHandler,
-    _InterProcessLock,
-    _SharedRotation,
 )
 from ._stream import DescriptorStream
 from ._watched import WatchedFileHandler
@@ -217,7 +217,7 @@ class _LastResortHandler(StreamHandler):
 
     def _start_afresh_in_child(self) -> None:
         self._inherited_stderr = sys.stderr
-        self._child_stream = cast("TextIO | None", _stream_for_child(sys.stderr))
+        self._child_stream = cast("TextIO | None", stream_for_child(sys.stderr))
 
 
 # --- converting a handler in place ----------------------------------------------
@@ -266,7 +266,7 @@ def _open_file_identity(stream: object) -> tuple[int, int] | None:
 
 
 def _safelog_state(
-    handler: Any, safelog_class: type[_ForkSafeHandler]
+    handler: Any, safelog_class: type[ForkSafeHandler]
 ) -> dict[str, Any]:
     """The instance attributes that ``safelog_class.__init__`` sets beyond
     what the standard class's ``__init__`` set on ``handler``."""
@@ -281,8 +281,8 @@ def _safelog_state(
         # Its process: in another one, a fork ran no at-fork hook.
         "_owner_pid": os.getpid(),
     }
-    if issubclass(safelog_class, _SharedRotation):
-        state["_file_lock"] = _InterProcessLock(handler.baseFilename + LOCK_FILE_SUFFIX)
+    if issubclass(safelog_class, SharedRotation):
+        state["_file_lock"] = InterProcessLock(handler.baseFilename + LOCK_FILE_SUFFIX)
         stream = handler.stream
         state["_open_file"] = None if stream is None else _open_file_identity(stream)
     if issubclass(safelog_class, TimedRotatingFileHandler):
@@ -299,7 +299,7 @@ def _safelog_state(
     if issubclass(safelog_class, WatchedFileHandler):
         state["_opened_before"] = handler.stream is not None
     if issubclass(safelog_class, (SocketHandler, SysLogHandler)):
-        state["_outage"] = _Outage()
+        state["_outage"] = Outage()
     if issubclass(safelog_class, SocketHandler):
         state["_connect_error"] = ""
     return state

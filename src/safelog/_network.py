@@ -41,7 +41,7 @@ from typing import Any
 
 from . import _pending
 from ._delivery import note_record
-from ._handlers import _ForkSafeHandler
+from ._handlers import ForkSafeHandler
 from ._spool import READABLE, wait_until
 
 __all__ = ["DatagramHandler", "SocketHandler", "SysLogHandler"]
@@ -52,7 +52,7 @@ class RecordsDropped(Exception):
     while its receiver was unreachable."""
 
 
-class _Outage:
+class Outage:
     """Records dropped while a receiver is unreachable: counted from the
     first, reported once, with the count, when the outage ends."""
 
@@ -84,11 +84,11 @@ class _Outage:
             handler.handleError(note_record(f"({dropped} record(s) dropped)"))
 
 
-class _ReportsDrops(_ForkSafeHandler):
+class _ReportsDrops(ForkSafeHandler):
     """A network handler that counts the records it drops (in ``_outage``)
     and reports them once per outage."""
 
-    _outage: _Outage
+    _outage: Outage
 
     def _report_drops(self, how_it_ended: str) -> None:
         """Report, through ``handleError``, the records dropped and not
@@ -106,7 +106,7 @@ class _ReportsDrops(_ForkSafeHandler):
 
     def _forget_parents_drops(self) -> None:
         """In a forked child: the parent reports its own drops."""
-        self._outage = _Outage()
+        self._outage = Outage()
         _dropping.discard(self)
 
 
@@ -173,7 +173,7 @@ class SocketHandler(_ReportsDrops, logging.handlers.SocketHandler):
 
     def __init__(self, host: str, port: int | None) -> None:
         super().__init__(host, port)
-        self._outage = _Outage()
+        self._outage = Outage()
         self._connect_error = ""
         self._register_for_fork()
 
@@ -280,7 +280,7 @@ class SysLogHandler(_ReportsDrops, logging.handlers.SysLogHandler):
         socktype: SocketKind | None = None,
     ) -> None:
         super().__init__(address, facility, socktype)
-        self._outage = _Outage()
+        self._outage = Outage()
         self._register_for_fork()
 
     def _start_afresh_in_child(self) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from . import _pending
 from ._delivery import note_record
-from ._handlers import _ForkSafeHandler
+from ._handlers import ForkSafeHandler
 from ._spool import SpooledConnection
 
 __all__ = ["RFC5424Handler"]
@@ -116,7 +116,7 @@ def _address(value: Any) -> tuple[str, int]:
     return host, port
 
 
-class RFC5424Handler(_ForkSafeHandler):
+class RFC5424Handler(ForkSafeHandler):
     """RFC 5424 syslog over TCP with octet counting; nothing is lost while
     the collector restarts.
 

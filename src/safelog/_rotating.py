@@ -55,7 +55,7 @@ LOCK_FILE_SUFFIX = ".lock"
 _NOTE_SIZE = 512
 
 
-class _InterProcessLock:
+class InterProcessLock:
     """An ``flock`` on one lock file, opened by, and only used in, the
     process that holds this object.  Not thread-safe: the handler lock
     serialises its users."""
@@ -129,18 +129,18 @@ class _InterProcessLock:
             os.close(fd)
 
 
-class _SharedRotation(FileHandler):
+class SharedRotation(FileHandler):
     """What both rotating handlers add to ``safelog.FileHandler``: the lock
     file, following the file at the path, and a locked ``doRollover``."""
 
     baseFilename: str
     terminator: str
-    _file_lock: _InterProcessLock
+    _file_lock: InterProcessLock
     # (st_dev, st_ino) of the file that self.stream writes to.
     _open_file: tuple[int, int] | None = None
 
     def _share_with_other_processes(self) -> None:
-        self._file_lock = _InterProcessLock(self.baseFilename + LOCK_FILE_SUFFIX)
+        self._file_lock = InterProcessLock(self.baseFilename + LOCK_FILE_SUFFIX)
         self._register_for_fork()
 
     def _open(self) -> Any:
@@ -264,7 +264,7 @@ def _names_in(directory: str) -> set[str] | None:
         return None
 
 
-class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler):
+class RotatingFileHandler(SharedRotation, logging.handlers.RotatingFileHandler):
     """``logging.handlers.RotatingFileHandler`` that any number of processes
     may share.
 
@@ -434,7 +434,7 @@ class RotatingFileHandler(_SharedRotation, logging.handlers.RotatingFileHandler)
 
 
 class TimedRotatingFileHandler(
-    _SharedRotation, logging.handlers.TimedRotatingFileHandler
+    SharedRotation, logging.handlers.TimedRotatingFileHandler
 ):
     """``logging.handlers.TimedRotatingFileHandler`` that any number of
     processes may share.
