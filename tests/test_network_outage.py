@@ -134,6 +134,14 @@ def log(label, count):
         logged.append(f"{label}/{n}")
         logger.warning(f"{label}/{n}")
         time.sleep(0.02)
+
+def finish(handler, settle=0.2):
+    # Close (which reports what is not reported yet), let the receiver
+    # read the last bytes, and print what was logged and what arrived.
+    handler.close()
+    time.sleep(settle)
+    receiver.stop()
+    print(json.dumps({"logged": logged, "received": receiver.messages()}))
 """
 
 
@@ -166,10 +174,7 @@ log("away", 5)
 receiver.start()
 time.sleep(1.1)  # SocketHandler's back-off after a refused connect: 1 s
 log("back", 5)
-handler.close()
-time.sleep(0.2)
-receiver.stop()
-print(json.dumps({"logged": logged, "received": receiver.messages()}))
+finish(handler)
 """
 
 
@@ -206,10 +211,7 @@ log("down", 5)
 receiver.start()
 time.sleep(1.1)  # SocketHandler's back-off after a refused connect: 1 s
 log("up", 5)
-handler.close()
-time.sleep(0.2)
-receiver.stop()
-print(json.dumps({"logged": logged, "received": receiver.messages()}))
+finish(handler)
 """
 
 
@@ -251,10 +253,7 @@ threading.Timer(2.0, accepting.set).start()
 for process in children:
     process.join(30)
 logged += [f"child{number}/{n}" for number in range(6) for n in range(3)]
-handler.close()
-time.sleep(0.5)
-receiver.stop()
-print(json.dumps({"logged": logged, "received": receiver.messages()}))
+finish(handler, settle=0.5)
 """
 
 
