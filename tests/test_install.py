@@ -36,7 +36,7 @@ def logger() -> Iterator[logging.Logger]:
     named = logging.getLogger(f"safelog.test_install.{os.urandom(4).hex()}")
     named.propagate = False
     yield named
-    safelog.uninstall()  # first: it puts the original handlers back
+    safelog.uninstall()  # first: it gives each handler its standard class back
     for handler in named.handlers[:]:
         named.removeHandler(handler)
         handler.close()

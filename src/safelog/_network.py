@@ -42,7 +42,7 @@ from typing import Any
 from . import _pending
 from ._delivery import note_record
 from ._handlers import ForkSafeHandler
-from ._spool import READABLE, wait_until
+from ._spool import peer_gone
 
 __all__ = ["DatagramHandler", "SocketHandler", "SysLogHandler"]
 
@@ -129,21 +129,6 @@ _pending.register(
 )
 
 
-def _closed_by_peer(sock: Socket) -> bool:
-    """Whether the receiver has closed or reset the connection: a record
-    sent on it now would be taken by the kernel, without an error, and lost.
-    One ``poll`` when the receiver has sent nothing (a receiver of logs
-    sends nothing; what it does send is left unread)."""
-    if not wait_until(sock, READABLE, 0.0):
-        return False
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except BlockingIOError:
-        return False
-    except OSError:  # reset
-        return True
-
-
 def _drop_inherited_socket(sock: Socket | None) -> None:
     """Close this process's descriptor of ``sock``, never its connection.
 
@@ -190,7 +175,7 @@ class SocketHandler(_ReportsDrops, logging.handlers.SocketHandler):
         """Send ``s`` as the standard handler does; a record it would drop
         without a word (no connection, or a failed send) is counted, and
         reported when a record gets through again or the handler closes."""
-        if self.sock is not None and _closed_by_peer(self.sock):
+        if self.sock is not None and peer_gone(self.sock) is not None:
             self.sock.close()
             self.sock = None
         if self.sock is None:
@@ -295,7 +280,7 @@ class SysLogHandler(_ReportsDrops, logging.handlers.SysLogHandler):
         the next record connects again; the count is reported when a record
         gets through again or the handler closes.  A connection the
         receiver closed is noticed before a record is sent on it."""
-        if self._tcp and self.socket is not None and _closed_by_peer(self.socket):
+        if self._tcp and self.socket is not None and peer_gone(self.socket) is not None:
             self.socket.close()
             self.socket = None
         if not _STDLIB_SYSLOG_RECONNECTS and self.socket is None:

@@ -56,9 +56,11 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "INITIAL_BACKOFF",
     "MAX_BACKOFF",
+    "PEER_CLOSED",
     "READABLE",
     "WRITABLE",
     "SpooledConnection",
+    "peer_gone",
     "wait_until",
 ]
 
@@ -268,23 +270,13 @@ class SpooledConnection:
     # -- a connection lost -------------------------------------------------
 
     def _peer_still_there(self, sock: socket.socket) -> bool:
-        """Whether the collector has neither closed nor reset the connection
-        (a collector sends nothing; whatever it does send is discarded)."""
-        while wait_until(sock, READABLE, 0.0):
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                return True
-            except OSError as error:
-                self._lose(str(error))
-                return False
-            if not data:
-                self._lose(
-                    "the collector closed the connection",
-                    clean=_unacknowledged(sock) == 0,
-                )
-                return False
-        return True
+        """Whether the collector has neither closed nor reset the connection."""
+        gone = peer_gone(sock)
+        if gone is None:
+            return True
+        clean = gone == PEER_CLOSED and _unacknowledged(sock) == 0
+        self._lose(gone, clean=clean)
+        return False
 
     def _lose(self, reason: str, *, clean: bool = False) -> None:
         """The connection is gone: frames the collector may not have read
@@ -335,6 +327,27 @@ class SpooledConnection:
             # is the parent's too.
             with contextlib.suppress(OSError):
                 self._sock.close()
+
+
+#: What :func:`peer_gone` says of a connection the peer closed.
+PEER_CLOSED = "the collector closed the connection"
+
+
+def peer_gone(sock: socket.socket) -> str | None:
+    """Why the peer of ``sock`` is gone (it closed or reset the connection),
+    or None while it is there; without waiting.  A receiver of logs sends
+    nothing: whatever it does send is read and discarded.  One ``poll`` when
+    it has sent nothing."""
+    while wait_until(sock, READABLE, 0.0):
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return None
+        except OSError as error:  # reset
+            return str(error)
+        if not data:
+            return PEER_CLOSED
+    return None
 
 
 def wait_until(sock: socket.socket, events: int, deadline: float) -> bool:
