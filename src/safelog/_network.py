@@ -314,7 +314,7 @@ class SysLogHandler(_ReportsDrops, logging.handlers.SysLogHandler):
         and not reported yet."""
         self.acquire()
         try:
-            self._outage.report(self, "the handler closed")
+            self._report_drops("the handler closed")
             if self.socket is None:
                 # 3.9 and 3.10 close() expects a socket; a child that has not
                 # logged since the fork has none.
