@@ -17,6 +17,7 @@ import re
 import socket
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -73,6 +74,16 @@ class Receiver:
             connection.close()
         self._connections.clear()
         self._threads.clear()
+
+    def wait_quiet(self, quiet: float, limit: float) -> None:
+        """Wait until nothing has arrived for ``quiet`` seconds, at most
+        ``limit`` seconds in all."""
+        deadline = time.monotonic() + limit
+        seen, since = len(self.received), time.monotonic()
+        while time.monotonic() < min(deadline, since + quiet):
+            time.sleep(0.05)
+            if len(self.received) != seen:
+                seen, since = len(self.received), time.monotonic()
 
     def messages(self) -> list[str]:
         """The NUL- or pickle-framed records received, as their text."""
@@ -135,11 +146,11 @@ def log(label, count):
         logger.warning(f"{label}/{n}")
         time.sleep(0.02)
 
-def finish(handler, settle=0.2):
+def finish(handler, quiet=0.2):
     # Close (which reports what is not reported yet), let the receiver
     # read the last bytes, and print what was logged and what arrived.
     handler.close()
-    time.sleep(settle)
+    receiver.wait_quiet(quiet, limit=quiet + 10)
     receiver.stop()
     print(json.dumps({"logged": logged, "received": receiver.messages()}))
 """
@@ -253,7 +264,9 @@ threading.Timer(2.0, accepting.set).start()
 for process in children:
     process.join(30)
 logged += [f"child{number}/{n}" for number in range(6) for n in range(3)]
-finish(handler, settle=0.5)
+# A connection the full backlog held half open completes on a SYN-ACK
+# resent 1, 2 or 4 s later: wait for it.
+finish(handler, quiet=5.0)
 """
 
 
