@@ -203,14 +203,20 @@ def test_ini_config_and_its_fix(tmp_path: Path) -> None:
 
 def test_module_attribute_config(tmp_path: Path) -> None:
     """CONFIG as module:attribute reads the dict from an importable module in
-    the current directory."""
+    the current directory, objects in it included; --fix prints it as JSON."""
     (tmp_path / "settings.py").write_text(
+        "import sys\n"
         "LOGGING = {'version': 1, 'handlers': {'err': "
-        "{'class': 'safelog.StreamHandler'}}}\n"
+        "{'class': 'logging.StreamHandler', 'stream': sys.stderr}}}\n"
     )
     outcome = doctor("settings:LOGGING", cwd=tmp_path)
-    assert 0 == outcome.returncode, outcome.describe()
-    assert "the 1 handler is fork-safe" == outcome.stdout.splitlines()[-1]
+    assert 1 == outcome.returncode, outcome.describe()
+    assert "1 of 1 handler is not fork-safe" == outcome.stdout.splitlines()[-1]
+    fixed = doctor("--fix", "settings:LOGGING", cwd=tmp_path)
+    assert 0 == fixed.returncode, fixed.describe()
+    assert {
+        "err": {"class": "safelog.StreamHandler", "stream": "ext://sys.stderr"}
+    } == json.loads(fixed.stdout)["handlers"]
 
 
 def test_import_inspects_the_live_configuration(tmp_path: Path) -> None:
@@ -458,14 +464,21 @@ def test_fixed_queue_routing_configures_and_delivers(tmp_path: Path) -> None:
             "workers = 4\n",
             "error: 'gunicorn.conf.py' assigns neither logconfig_dict nor LOGGING",
         ),
+        (
+            "logging.json",
+            '{"version": 1, "handlers": []}',
+            "error: 'handlers' must be a dict of handler configurations",
+        ),
+        ("logging.ini", "[loggers]\nkeys=root\n", "has no [handlers] section"),
     ],
 )
 def test_a_file_the_doctor_cannot_read_says_what_is_wrong(
     name: str, text: str, message: str, tmp_path: Path
 ) -> None:
-    """YAML, an empty file, a JSON array, a dict without "version" and a
-    Python file without a literal configuration each get a message naming the
-    problem (and exit status 2)."""
+    """YAML, an empty file, a JSON array, a dict without "version", a Python
+    file without a literal configuration, "handlers" that is not a dict and an
+    .ini file without [handlers] each get a message naming the problem (and
+    exit status 2)."""
     (tmp_path / name).write_text(text)
     outcome = doctor(name, cwd=tmp_path)
     assert 2 == outcome.returncode, outcome.describe()

@@ -1,19 +1,9 @@
 """``python -m safelog doctor``: is a logging configuration fork-safe?
 
-The doctor reads a configuration (a ``dictConfig`` dictionary from a JSON
-file, a ``module:attribute`` or a Python file's literal ``logconfig_dict`` or
-``LOGGING``, an ``.ini`` file for ``fileConfig``, or the live configuration a
-module sets up when imported) and prints one line per handler: fork-safe or
-not, why, and the way forward: the safelog class that replaces it, or a
-``safelog.QueueHandler`` to route it through.  The verdicts and hazards come
-from the table in ``_replacements``.  It never builds a handler, so it never
-writes to a configuration's destinations.
-
-``--fix`` prints the configuration with every replaceable handler converted
-and, in a dict, every other one routed through a ``safelog.QueueHandler``.
-
-Exit status: 0 when every handler is fork-safe, 1 otherwise, 2 for a usage
-error or a configuration that cannot be read.
+It reads a configuration, judges every handler by its class from the table in
+``_replacements``, and never builds one, so it never writes to a
+configuration's destinations.  What it reads, the verdicts, ``--fix`` and the
+exit status are described in docs/doctor.md.
 """
 
 from __future__ import annotations
@@ -22,7 +12,6 @@ import argparse
 import ast
 import configparser
 import contextlib
-import copy
 import dataclasses
 import importlib
 import json
@@ -31,56 +20,44 @@ import os
 import pprint
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NamedTuple
 
 from . import _replacements
 from ._queue import QueueHandler
 from ._targets import path_back
 
-__all__ = [
-    "Finding",
-    "add_parser",
-    "check_dict_config",
-    "check_ini_config",
-    "check_live_config",
-    "fix_dict_config",
-    "fix_ini_config",
-    "load_config",
-    "run",
-]
+__all__ = ["add_parser", "run"]
 
 PROG = "python -m safelog doctor"
+
+_SAFELOG = (
+    "a safelog handler: a forked child gets fresh locks and never writes what "
+    "the parent will write"
+)
+_NEW_CONNECTION = (
+    "it opens a new connection for every record, and a forked child gets a "
+    "fresh handler lock from the standard library"
+)
+_BUFFERED = (
+    "records buffered at fork are copied into the child, so both processes "
+    "flush them{}; safelog has no replacement"
+)
 
 #: Standard handlers that have no safelog replacement, and what they do at fork.
 _OTHER_STDLIB: dict[str, tuple[bool, str]] = {
     "logging.NullHandler": (True, "it discards every record"),
-    "logging.handlers.SMTPHandler": (
-        True,
-        "it opens a new connection for every record, and a forked child gets "
-        "a fresh handler lock from the standard library",
-    ),
-    "logging.handlers.HTTPHandler": (
-        True,
-        "it opens a new connection for every record, and a forked child gets "
-        "a fresh handler lock from the standard library",
-    ),
-    "logging.handlers.BufferingHandler": (
-        False,
-        "records buffered at fork are copied into the child, so both "
-        "processes flush them; safelog has no replacement",
-    ),
-    "logging.handlers.MemoryHandler": (
-        False,
-        "records buffered at fork are copied into the child, so both "
-        "processes flush them to the target; safelog has no replacement",
-    ),
+    "logging.handlers.SMTPHandler": (True, _NEW_CONNECTION),
+    "logging.handlers.HTTPHandler": (True, _NEW_CONNECTION),
+    "logging.handlers.BufferingHandler": (False, _BUFFERED.format("")),
+    "logging.handlers.MemoryHandler": (False, _BUFFERED.format(" to the target")),
 }
 
 # dictConfig keys of a stdlib QueueHandler (3.12+) that safelog.QueueHandler
 # does not take: it owns its queue and its writer thread.
 _STDLIB_QUEUE_ONLY_KEYS = ("queue", "listener", "respect_handler_level")
+_STDLIB_QUEUE = "logging.handlers.QueueHandler"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,190 +89,312 @@ class ConfigError(Exception):
     """A configuration the doctor cannot read."""
 
 
-# --- judging one handler class ------------------------------------------------
-
-
-def _is_safelog_class(cls: type) -> bool:
-    return any(
-        base.__module__ == "safelog" or base.__module__.startswith("safelog.")
-        for base in cls.__mro__
-        if issubclass(base, logging.Handler) and base is not logging.Handler
-    )
+# --- judging one handler ------------------------------------------------------
 
 
 def judge_class(name: str, cls: object, path: str | None = None) -> Finding:
-    """The verdict on a handler named ``name`` built by ``cls`` (a class, a
-    factory, or None when ``path`` could not be imported)."""
+    """The verdict on a handler named ``name`` built by ``cls``, a class or a
+    factory (``path`` is how the configuration names a factory)."""
     if not isinstance(cls, type):
-        shown = path or _replacements_path(cls)
-        return Finding(
-            name,
-            shown,
-            False,
-            "a factory, not a handler class: the doctor cannot tell what it builds",
-            route_through_queue=True,
-        )
-    shown = _public_path(cls)
+        reason = "a factory, not a handler class: the doctor cannot tell what it builds"
+        return Finding(name, path or _dotted_name(cls), False, reason, None, True)
+    shown = _dotted_name(cls)
     replacement = _replacements.replacement_for(cls)
     if replacement is not None:
-        shipped = _replacements.safelog_class_for(cls)
-        return Finding(
-            name,
-            shown,
-            False,
-            replacement.hazard,
-            replacement.safelog_path if shipped is not None else None,
-        )
-    if _is_safelog_class(cls):
-        return Finding(
-            name,
-            shown,
-            True,
-            "a safelog handler: a forked child gets fresh locks and never writes "
-            "what the parent will write",
-        )
+        return Finding(name, shown, False, replacement.hazard, replacement.safelog_path)
+    if any(
+        base.__module__.split(".")[0] == "safelog"
+        for base in cls.__mro__
+        if issubclass(base, logging.Handler)
+    ):
+        return Finding(name, shown, True, _SAFELOG)
     if shown in _OTHER_STDLIB:
-        fork_safe, reason = _OTHER_STDLIB[shown]
-        return Finding(name, shown, fork_safe, reason)
-    for base in cls.__mro__[1:]:
-        base_replacement = _replacements.replacement_for(base)
-        if base_replacement is not None:
-            return Finding(
-                name,
-                shown,
-                False,
-                f"a subclass of {base_replacement.stdlib_path}, so "
-                f"{base_replacement.hazard}; the doctor cannot convert a subclass, "
-                "whose behaviour it cannot know",
-                route_through_queue=True,
-            )
-    return Finding(
-        name,
-        shown,
-        False,
-        "not a handler the doctor knows, so it cannot tell what it does at fork",
-        route_through_queue=True,
-    )
+        return Finding(name, shown, *_OTHER_STDLIB[shown])
+    replaced = next(filter(None, map(_replacements.replacement_for, cls.__mro__)), None)
+    reason = "not a handler the doctor knows, so it cannot tell what it does at fork"
+    if replaced is not None:
+        reason = (
+            f"a subclass of {replaced.stdlib_path}, so {replaced.hazard}; the "
+            "doctor cannot convert a subclass, whose behaviour it cannot know"
+        )
+    return Finding(name, shown, False, reason, None, True)
 
 
-def _public_path(cls: type) -> str:
+def _dotted_name(obj: object) -> str:
     """``safelog.FileHandler`` rather than ``safelog._handlers.FileHandler``."""
-    if _replacements.SAFELOG_HANDLERS.get(cls.__name__) is cls:
-        return f"safelog.{cls.__name__}"
-    return _replacements.class_path(cls)
-
-
-def _replacements_path(obj: object) -> str:
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None)
+    if obj in _replacements.SAFELOG_HANDLERS.values():
+        module = "safelog"
     if isinstance(module, str) and isinstance(qualname, str):
         return f"{module}.{qualname}"
     return repr(obj)
 
 
-def _resolve_dotted(path: str) -> object:
-    """Import ``package.module.Name`` as ``logging.config`` does."""
+def _import_dotted(path: str, *, ini: bool) -> object:
+    """``package.module.Name``, imported as ``logging.config`` does; for
+    ``fileConfig`` (``ini``), the logging namespace first ("handlers.X")."""
+    if ini:
+        with contextlib.suppress(ImportError, AttributeError, ValueError):
+            return _import_dotted("logging." + path, ini=False)
     parts = path.split(".")
     found: object = importlib.import_module(parts[0])
-    imported = parts[0]
-    for part in parts[1:]:
-        imported += "." + part
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            importlib.import_module(imported)
-            found = getattr(found, part)
+    for index, part in enumerate(parts[1:], start=2):
+        if not hasattr(found, part):
+            importlib.import_module(".".join(parts[:index]))
+        found = getattr(found, part)
     return found
 
 
-def _judge_path(name: str, path: str, *, ini: bool = False) -> Finding:
-    path = _clean_path(path)
+def _judge(name: str, builder: object, *, ini: bool) -> tuple[Finding, object]:
+    """The verdict on ``builder`` (a class, a factory or a dotted path to
+    one), and what it names (None when that cannot be imported)."""
+    if not isinstance(builder, str):
+        return judge_class(name, builder), builder
+    path = builder.strip().removeprefix("ext://")
     try:
-        found = _resolve_handler_path(path, ini=ini)
+        found = _import_dotted(path, ini=ini)
     except (ImportError, AttributeError, ValueError) as error:
-        return Finding(
-            name,
-            path,
-            False,
+        reason = (
             f"cannot import it here ({error}), so the doctor cannot tell what it "
-            "does at fork",
-            route_through_queue=True,
+            "does at fork"
         )
-    return judge_class(name, found, path)
+        return Finding(name, path, False, reason, None, True), None
+    return judge_class(name, found, path), found
 
 
-def _clean_path(path: str) -> str:
-    path = path.strip()
-    return path[len("ext://") :] if path.startswith("ext://") else path
+# --- judging every handler of a configuration ---------------------------------
 
 
-def _resolve_handler_path(path: str, *, ini: bool) -> object:
-    if ini:
-        # fileConfig looks a class up in the logging module's namespace first
-        # ("StreamHandler", "handlers.RotatingFileHandler").
-        with contextlib.suppress(ImportError, AttributeError, ValueError):
-            return _resolve_dotted("logging." + path)
-    return _resolve_dotted(path)
+class _Handler(NamedTuple):
+    """One handler entry of a configuration file, as read."""
+
+    name: str
+    builder: object  # a dotted path, a class or a factory
+    targets: object = None  # the target names it gives, if it is a queue handler
+    unreadable: str = ""  # why the entry cannot be judged at all
 
 
-def _is_queue_handler_path(builder: object, *, ini: bool) -> bool:
-    """Whether ``builder`` (a class or a dotted path) is safelog.QueueHandler
-    or a subclass of it."""
-    if isinstance(builder, str):
-        try:
-            builder = _resolve_handler_path(_clean_path(builder), ini=ini)
-        except (ImportError, AttributeError, ValueError):
-            return False
-    return isinstance(builder, type) and issubclass(builder, QueueHandler)
-
-
-# --- the targets of queue handlers --------------------------------------------
+def _judge_all(
+    handlers: Sequence[_Handler], *, ini: bool
+) -> tuple[list[Finding], dict[str, list[str]]]:
+    """One finding per entry, in order, with a ``safelog.QueueHandler`` whose
+    targets would fail the configuration or lose records reported as not
+    fork-safe; and the target names of each such queue handler."""
+    findings: list[Finding] = []
+    queue_targets: dict[str, list[str]] = {}
+    problems: dict[str, str] = {}
+    for handler in handlers:
+        if handler.unreadable:
+            findings.append(Finding(handler.name, "?", False, handler.unreadable))
+            continue
+        finding, found = _judge(handler.name, handler.builder, ini=ini)
+        findings.append(finding)
+        if not (isinstance(found, type) and issubclass(found, QueueHandler)):
+            continue
+        targets = handler.targets
+        if isinstance(targets, (list, tuple)) and all(
+            isinstance(t, str) for t in targets
+        ):
+            queue_targets[handler.name] = list(targets)
+        elif targets is not None:
+            problems[handler.name] = (
+                f"its 'handlers' must be a list of handler names, got {targets!r}"
+            )
+    names = [handler.name for handler in handlers]
+    for name in queue_targets:
+        problem = _queue_target_problem(name, queue_targets, names, ini=ini)
+        if problem is not None:
+            problems[name] = problem
+    return [
+        dataclasses.replace(f, fork_safe=False, reason=problems[f.name])
+        if f.name in problems
+        else f
+        for f in findings
+    ], queue_targets
 
 
 def _queue_target_problem(
-    name: str,
-    queue_targets: Mapping[str, Sequence[str]],
-    handler_names: Sequence[str],
-    *,
-    ini: bool,
+    name: str, queue_targets: Mapping[str, list[str]], names: list[str], *, ini: bool
 ) -> str | None:
-    """What is wrong with the targets the queue handler ``name`` names, if
-    anything: ``queue_targets`` maps every queue handler of the configuration
-    to its target names, ``handler_names`` lists all handlers in the order
-    the configuration builds them."""
+    """What is wrong with the targets of queue handler ``name``, if anything;
+    ``names`` lists every handler in the order the configuration builds them."""
     for target in queue_targets[name]:
-        if target not in handler_names:
-            if ini:
-                return (
-                    f"its target {target!r} is not in [handlers] keys: the records "
-                    "meant for it are lost"
-                )
-            return (
-                f"its target {target!r} is not a handler of this configuration: "
-                "dictConfig fails"
+        if target not in names:
+            return f"its target {target!r} is not " + (
+                "in [handlers] keys: the records meant for it are lost"
+                if ini
+                else "a handler of this configuration: dictConfig fails"
             )
-        if ini and handler_names.index(target) > handler_names.index(name):
+        if ini and names.index(target) > names.index(name):
             return (
                 f"its target {target!r} comes after it in [handlers] keys: "
                 "fileConfig drops that target before the queue handler finds it, "
                 "and the records meant for it are lost"
             )
-    cycle = _cycle_from(name, queue_targets)
-    if cycle is not None:
-        return "its targets lead back to it: " + " -> ".join(map(repr, cycle))
+
+    def steps_of(node: str) -> list[tuple[str, str]]:
+        return [(target, target) for target in queue_targets.get(node, ())]
+
+    cycle = path_back(steps_of(name), steps_of, lambda node: node == name, key=str)
+    if cycle is None:
+        return None
+    return "its targets lead back to it: " + " -> ".join(map(repr, [name, *cycle]))
+
+
+def _credit_queues(
+    findings: list[Finding],
+    keys: list[str],
+    queue_targets: Mapping[str, list[str]],
+    called_directly: set[str],
+) -> list[Finding]:
+    """``findings``, with each handler the doctor cannot judge passed when
+    only safelog queue handlers call it: their writer thread alone does, and
+    stops before a fork.  ``keys[i]`` is how the targets name findings[i]."""
+    credited = []
+    for finding, key in zip(findings, keys):
+        queues = [name for name, targets in queue_targets.items() if key in targets]
+        if finding.route_through_queue and key not in called_directly and queues:
+            finding = dataclasses.replace(
+                finding,
+                fork_safe=True,
+                reason=f"behind safelog.QueueHandler {queues[0]!r}, whose writer "
+                "thread alone calls it and stops before a fork",
+                route_through_queue=False,
+            )
+        credited.append(finding)
+    return credited
+
+
+def _handler_configs(config: Mapping[str, Any]) -> dict[str, Any]:
+    handlers = config.get("handlers", {})
+    if not isinstance(handlers, Mapping):
+        raise ConfigError("'handlers' must be a dict of handler configurations")
+    return dict(handlers)
+
+
+def check_dict_config(config: Mapping[str, Any]) -> list[Finding]:
+    """One finding per handler of a ``dictConfig`` dictionary, in name order."""
+    handler_configs = _handler_configs(config)
+    handlers = []
+    for name, entry in handler_configs.items():
+        if not isinstance(entry, Mapping):
+            handlers.append(
+                _Handler(name, None, None, "its configuration is not a dict")
+            )
+            continue
+        builder = entry.get("()", entry.get("class"))
+        missing = "it has no 'class' or '()'" if builder is None else ""
+        handlers.append(_Handler(name, builder, entry.get("handlers"), missing))
+    findings, queue_targets = _judge_all(handlers, ini=False)
+    # Who calls a handler other than a safelog queue handler: a logger, or
+    # another handler (a MemoryHandler's "target", a stdlib QueueHandler's
+    # "handlers").
+    loggers = config.get("loggers")
+    callers = [
+        config.get("root"),
+        *(loggers.values() if isinstance(loggers, Mapping) else ()),
+    ]
+    callers += [c for n, c in handler_configs.items() if n not in queue_targets]
+    called_directly: set[str] = set()
+    for caller in callers:
+        if not isinstance(caller, Mapping):
+            continue
+        if isinstance(caller.get("handlers"), list):
+            called_directly.update(h for h in caller["handlers"] if isinstance(h, str))
+        if isinstance(caller.get("target"), str):
+            called_directly.add(caller["target"])
+    names = [finding.name for finding in findings]
+    findings = _credit_queues(findings, names, queue_targets, called_directly)
+    return sorted(findings, key=lambda finding: finding.name)
+
+
+def check_ini_config(text: str, source: str = "<ini>") -> list[Finding]:
+    """One finding per handler of a ``fileConfig`` file, in file order; the
+    targets of a queue handler are checked when its ``args`` give them as a
+    literal list (the doctor never evaluates code)."""
+    parser = configparser.ConfigParser()
+    try:
+        parser.read_string(text, source)
+    except configparser.Error as error:
+        raise ConfigError(
+            f"{source!r} is not a fileConfig .ini file: {error}"
+        ) from error
+    if not parser.has_section("handlers"):
+        raise ConfigError(f"{source!r} has no [handlers] section")
+    keys = parser.get("handlers", "keys", fallback="").split(",")
+    handlers = []
+    for name in [key.strip() for key in keys if key.strip()]:
+        section = f"handler_{name}"
+        builder = parser.get(section, "class", raw=True, fallback=None)
+        missing = f"[{section}] has no class" if builder is None else ""
+        args = parser.get(section, "args", raw=True, fallback="()")
+        handlers.append(_Handler(name, builder, _literal_target_names(args), missing))
+    return _judge_all(handlers, ini=True)[0]
+
+
+def _literal_target_names(args: str) -> list[str] | None:
+    """The target names in a queue handler's ``args``, when written as a
+    literal list of strings."""
+    try:
+        value = ast.literal_eval(args.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if isinstance(value, tuple) and value:
+        value = value[0]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
     return None
 
 
-def _cycle_from(
-    start: str, queue_targets: Mapping[str, Sequence[str]]
-) -> list[str] | None:
-    """A path of target names from queue handler ``start`` back to it."""
+def check_live_config() -> list[Finding]:
+    """One finding per handler reachable from the loggers of this process:
+    the handlers on each logger, then, once each, the handlers they pass
+    records to, named by ``name`` or by where they were found."""
+    loggers = [("root", logging.getLogger())] + [
+        (name, logger)
+        for name, logger in sorted(logging.root.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger)
+    ]
+    pending = [
+        (handler.name or f"{logger_name}[{index}]", handler)
+        for logger_name, logger in loggers
+        for index, handler in enumerate(logger.handlers)
+    ]
+    called_directly = {str(id(handler)) for _, handler in pending}
+    found: list[tuple[str, logging.Handler]] = []
+    seen: set[int] = set()
+    queue_targets: dict[str, list[str]] = {}
+    while pending:
+        name, handler = pending.pop(0)
+        if id(handler) in seen:
+            continue
+        seen.add(id(handler))
+        found.append((name, handler))
+        targets = _handlers_fed_by(handler)
+        keys = [str(id(target)) for target in targets]
+        if isinstance(handler, QueueHandler):
+            queue_targets[name] = keys
+        else:
+            called_directly.update(keys)
+        for index, target in enumerate(targets):
+            pending.append((target.name or f"{name}->target[{index}]", target))
+    findings = [judge_class(name, type(handler)) for name, handler in found]
+    keys = [str(id(handler)) for _, handler in found]
+    return _credit_queues(findings, keys, queue_targets, called_directly)
 
-    def steps_of(name: str) -> list[tuple[str, str]]:
-        return [(target, target) for target in queue_targets.get(name, ())]
 
-    path = path_back(steps_of(start), steps_of, lambda name: name == start, key=str)
-    return None if path is None else [start, *path]
+def _handlers_fed_by(handler: logging.Handler) -> list[logging.Handler]:
+    """The handlers that ``handler`` passes its records to, when it can tell:
+    a stdlib QueueHandler's listener (3.12+), a MemoryHandler's target, a
+    safelog.QueueHandler's targets."""
+    listener = getattr(handler, "listener", None)
+    found = [*getattr(listener, "handlers", ()), getattr(handler, "target", None)]
+    for attribute in ("handlers", "targets"):
+        targets = getattr(handler, attribute, None)
+        if isinstance(targets, (list, tuple)):
+            found.extend(targets)
+    return [target for target in found if isinstance(target, logging.Handler)]
 
 
 # --- reading configurations ---------------------------------------------------
@@ -312,49 +411,15 @@ class LoadedConfig:
     #: The name a Python file assigns the dict to; --fix prints that assignment.
     python_name: str | None = None
 
-    def check(self) -> list[Finding]:
-        """One finding per handler."""
-        if self.dict_config is not None:
-            return check_dict_config(self.dict_config)
-        return check_ini_config(self.ini_text, self.source)
-
-    def fixed(self) -> tuple[LoadedConfig, list[str]]:
-        """The converted configuration, and a note per handler left alone."""
-        if self.dict_config is not None:
-            config, notes = fix_dict_config(self.dict_config)
-            return dataclasses.replace(self, dict_config=config), notes
-        text, notes = fix_ini_config(self.ini_text, self.source)
-        return dataclasses.replace(self, ini_text=text), notes
-
-    def text(self) -> str:
-        """The configuration as a file of its kind holds it."""
-        if self.dict_config is None:
-            return self.ini_text
-        if self.python_name is not None:
-            shown = pprint.pformat(self.dict_config, sort_dicts=False)
-            return f"{self.python_name} = {shown}\n"
-        try:
-            return json.dumps(self.dict_config, indent=2, default=_json_default) + "\n"
-        except TypeError as error:
-            raise ConfigError(
-                f"cannot print the converted configuration: {error}"
-            ) from error
-
 
 #: What a Python configuration file may assign its dict to: gunicorn's setting
 #: (gunicorn adds "version" itself), then Django's.
 _PYTHON_NAMES = ("logconfig_dict", "LOGGING")
 
-_YAML_TO_JSON = (
-    "python -c 'import json,sys,yaml; json.dump(yaml.safe_load(sys.stdin), "
-    "sys.stdout)' < {source} > logging.json"
-)
-
+#: json.loads gives only these besides a dict (an int or a float: a number).
 _JSON_TYPES = {
     list: "a JSON array",
     str: "a JSON string",
-    int: "a JSON number",
-    float: "a JSON number",
     bool: "a JSON boolean",
     type(None): "JSON null",
 }
@@ -364,7 +429,9 @@ def load_config(source: str) -> LoadedConfig:
     """Read ``source``: ``module:attribute``, a JSON file, a Python file
     (read with ``ast``, never run) or an .ini file.  Raises ConfigError with
     what is wrong with it."""
-    if _is_module_reference(source):
+    if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", source) and not os.path.exists(
+        source
+    ):
         return LoadedConfig(source, _checked_version(_import_dict(source), source))
     suffix = Path(source).suffix.lower()
     if suffix in (".yaml", ".yml"):
@@ -382,13 +449,21 @@ def load_config(source: str) -> LoadedConfig:
         )
     if suffix == ".py":
         return _python_config(text, source)
-    if suffix == ".json" or text.lstrip().startswith("{") or _is_json(text):
-        return LoadedConfig(
-            source, _checked_version(_json_config(text, source), source)
+    try:
+        loaded = json.loads(text)
+    except ValueError as error:
+        if suffix == ".json" or text.lstrip().startswith("{"):
+            raise ConfigError(f"{source!r} is not valid JSON: {error}") from error
+        if _looks_like_yaml(text):
+            raise ConfigError(_yaml_refusal(source)) from None
+        return LoadedConfig(source, ini_text=text)
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{source!r} holds {_JSON_TYPES.get(type(loaded), 'a JSON number')}, "
+            'not an object: dictConfig takes an object such as {"version": 1, '
+            '"handlers": {...}}'
         )
-    if _looks_like_yaml(text):
-        raise ConfigError(_yaml_refusal(source))
-    return LoadedConfig(source, ini_text=text)
+    return LoadedConfig(source, _checked_version(loaded, source))
 
 
 def _import_dict(source: str) -> dict[str, Any]:
@@ -403,29 +478,7 @@ def _import_dict(source: str) -> dict[str, Any]:
         raise ConfigError(
             f"{source!r} is a {type(found).__name__}, not a dictConfig dict"
         )
-    return copy.deepcopy(dict(found))
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _json_config(text: str, source: str) -> dict[str, Any]:
-    try:
-        loaded = json.loads(text)
-    except ValueError as error:
-        raise ConfigError(f"{source!r} is not valid JSON: {error}") from error
-    if not isinstance(loaded, dict):
-        raise ConfigError(
-            f"{source!r} holds {_JSON_TYPES.get(type(loaded), 'a value')}, not "
-            'an object: dictConfig takes an object such as {"version": 1, '
-            '"handlers": {...}}'
-        )
-    return loaded
+    return dict(found)
 
 
 def _checked_version(config: dict[str, Any], source: str) -> dict[str, Any]:
@@ -443,8 +496,8 @@ def _checked_version(config: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _looks_like_yaml(text: str) -> bool:
-    """Whether ``text``, not JSON, starts as YAML does (``version: 1``)
-    rather than as an .ini file (``[loggers]``)."""
+    """Whether ``text`` starts as YAML does (``version: 1``) rather than as
+    an .ini file (``[loggers]``)."""
     for line in text.splitlines():
         stripped = line.strip()
         if stripped and not stripped.startswith(("#", ";")):
@@ -458,14 +511,14 @@ def _yaml_refusal(source: str) -> str:
     return (
         f"{source!r} is YAML, which the doctor does not read (safelog depends "
         "on nothing outside the standard library); convert it to JSON first, "
-        "for example with: " + _YAML_TO_JSON.format(source=source)
+        "for example with: python -c 'import json,sys,yaml; json.dump("
+        f"yaml.safe_load(sys.stdin), sys.stdout)' < {source} > logging.json"
     )
 
 
 def _python_config(text: str, source: str) -> LoadedConfig:
-    """The dict a Python file (``gunicorn.conf.py``, Django settings) assigns
-    at its top level to ``logconfig_dict`` or ``LOGGING``, when it is written
-    as a literal: the file is parsed, never run."""
+    """The literal dict a Python file assigns at its top level to one of
+    ``_PYTHON_NAMES``; the last assignment wins, as when the file runs."""
     try:
         tree = ast.parse(text, source)
     except SyntaxError as error:
@@ -473,288 +526,35 @@ def _python_config(text: str, source: str) -> LoadedConfig:
             f"{source!r} is not valid Python: {error.msg} (line {error.lineno})"
         ) from error
     assigned: dict[str, ast.expr] = {}
-    for statement in tree.body:  # the last assignment wins, as when it runs
+    for statement in tree.body:
         if isinstance(statement, ast.Assign):
-            for target in statement.targets:
-                if isinstance(target, ast.Name):
-                    assigned[target.id] = statement.value
-        elif (
-            isinstance(statement, ast.AnnAssign)
-            and isinstance(statement.target, ast.Name)
-            and statement.value is not None
-        ):
-            assigned[statement.target.id] = statement.value
-    for name in _PYTHON_NAMES:
-        if name not in assigned:
-            continue
-        value = assigned[name]
-        try:
-            config = ast.literal_eval(value)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            raise ConfigError(
-                f"{source!r} computes {name} (line {value.lineno}) instead of "
-                "writing it as a literal dict, and the doctor never runs a "
-                f"Python file: give MODULE:{name} to import (and so run) it instead"
-            ) from None
-        if not isinstance(config, dict):
-            raise ConfigError(
-                f"{source!r} sets {name} to a {type(config).__name__}, not a dict"
-            )
-        if name != "logconfig_dict":
-            _checked_version(config, source)
-        return LoadedConfig(source, config, python_name=name)
-    raise ConfigError(
-        f"{source!r} assigns neither logconfig_dict nor LOGGING at its top "
-        "level: the doctor reads a Python file only for one of those"
-    )
-
-
-def _is_module_reference(source: str) -> bool:
-    return re.fullmatch(
-        r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", source
-    ) is not None and not os.path.exists(source)
-
-
-def _handler_configs(config: Mapping[str, Any]) -> dict[str, Any]:
-    handlers = config.get("handlers", {})
-    if not isinstance(handlers, Mapping):
-        raise ConfigError("'handlers' must be a dict of handler configurations")
-    return dict(handlers)
-
-
-def check_dict_config(config: Mapping[str, Any]) -> list[Finding]:
-    """One finding per handler of a ``dictConfig`` dictionary, in name order.
-
-    A ``safelog.QueueHandler`` whose target names are missing from the
-    configuration, or lead back to it, is reported as ``dictConfig`` would
-    fail on it.  A handler the doctor cannot judge (a third-party class, a
-    subclass, a factory) is fork-safe when only safelog.QueueHandlers call
-    it: it is not on any logger, nor the target of any other handler."""
-    handler_configs = _handler_configs(config)
-    queue_targets: dict[str, Sequence[str]] = {}
-    malformed: dict[str, str] = {}
-    for name, handler_config in handler_configs.items():
-        if not isinstance(handler_config, Mapping):
-            continue
-        builder = handler_config.get("()", handler_config.get("class"))
-        if not _is_queue_handler_path(builder, ini=False):
-            continue
-        targets = handler_config.get("handlers")
-        if isinstance(targets, (list, tuple)) and all(
-            isinstance(target, str) for target in targets
-        ):
-            queue_targets[name] = list(targets)
-        elif targets is not None:
-            malformed[name] = (
-                f"its 'handlers' must be a list of handler names, got {targets!r}"
-            )
-    findings = []
-    for name, handler_config in sorted(handler_configs.items()):
-        if not isinstance(handler_config, Mapping):
-            findings.append(
-                Finding(name, "?", False, "its configuration is not a dict")
-            )
-            continue
-        builder = handler_config.get("()", handler_config.get("class"))
-        if builder is None:
-            findings.append(Finding(name, "?", False, "it has no 'class' or '()'"))
-            continue
-        finding = (
-            _judge_path(name, builder)
-            if isinstance(builder, str)
-            else judge_class(name, builder)
-        )
-        problem = malformed.get(name)
-        if problem is None and name in queue_targets:
-            problem = _queue_target_problem(
-                name, queue_targets, list(handler_configs), ini=False
-            )
-        if problem is not None:
-            finding = dataclasses.replace(finding, fork_safe=False, reason=problem)
-        findings.append(finding)
-    called_directly = _called_directly(config, handler_configs, queue_targets)
-    return [
-        _behind_queue(finding, finding.name, queue_targets)
-        if finding.route_through_queue and finding.name not in called_directly
-        else finding
-        for finding in findings
-    ]
-
-
-def _called_directly(
-    config: Mapping[str, Any],
-    handler_configs: Mapping[str, Any],
-    queue_targets: Mapping[str, Sequence[str]],
-) -> set[str]:
-    """The handler names a logger, or a handler other than a safelog
-    QueueHandler (a MemoryHandler's "target", a standard QueueHandler's
-    "handlers"), calls."""
-    loggers = config.get("loggers")
-    callers = [
-        config.get("root"),
-        *(loggers.values() if isinstance(loggers, Mapping) else ()),
-    ]
-    names: set[str] = set()
-    for caller in callers:
-        if isinstance(caller, Mapping) and isinstance(caller.get("handlers"), list):
-            names.update(h for h in caller["handlers"] if isinstance(h, str))
-    for name, handler_config in handler_configs.items():
-        if name in queue_targets or not isinstance(handler_config, Mapping):
-            continue
-        if isinstance(handler_config.get("target"), str):
-            names.add(handler_config["target"])
-        if isinstance(handler_config.get("handlers"), list):
-            names.update(h for h in handler_config["handlers"] if isinstance(h, str))
-    return names
-
-
-def _behind_queue(
-    finding: Finding, key: str, queue_targets: Mapping[str, Sequence[str]]
-) -> Finding:
-    """``finding`` judged again for a handler (``key`` in ``queue_targets``)
-    that only safelog queue handlers call."""
-    queues = [name for name, targets in queue_targets.items() if key in targets]
-    if not queues:
-        return finding
-    return dataclasses.replace(
-        finding,
-        fork_safe=True,
-        reason=f"behind safelog.QueueHandler {queues[0]!r}, whose writer thread "
-        "alone calls it and stops before a fork",
-        route_through_queue=False,
-    )
-
-
-def _read_ini(text: str, source: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser()
-    try:
-        parser.read_string(text, source)
-    except configparser.Error as error:
-        raise ConfigError(
-            f"{source!r} is not a fileConfig .ini file: {error}"
-        ) from error
-    if not parser.has_section("handlers"):
-        raise ConfigError(f"{source!r} has no [handlers] section")
-    return parser
-
-
-def _ini_handler_names(parser: configparser.ConfigParser) -> list[str]:
-    keys = parser.get("handlers", "keys", fallback="")
-    return [name.strip() for name in keys.split(",") if name.strip()]
-
-
-def check_ini_config(text: str, source: str = "<ini>") -> list[Finding]:
-    """One finding per handler of a ``fileConfig`` file, in file order.
-
-    A ``safelog.QueueHandler`` whose ``args`` name, as a literal list, a
-    target that is missing, listed after it, or leads back to it, is reported
-    with what ``fileConfig`` would then do."""
-    parser = _read_ini(text, source)
-    names = _ini_handler_names(parser)
-    queue_targets: dict[str, Sequence[str]] = {}
-    for name in names:
-        section = f"handler_{name}"
-        path = parser.get(section, "class", raw=True, fallback=None)
-        if path is not None and _is_queue_handler_path(path, ini=True):
-            targets = _literal_target_names(
-                parser.get(section, "args", raw=True, fallback="()")
-            )
-            if targets is not None:
-                queue_targets[name] = targets
-    findings = []
-    for name in names:
-        section = f"handler_{name}"
-        if not parser.has_option(section, "class"):
-            findings.append(Finding(name, "?", False, f"[{section}] has no class"))
-            continue
-        finding = _judge_path(name, parser.get(section, "class", raw=True), ini=True)
-        if name in queue_targets:
-            problem = _queue_target_problem(name, queue_targets, names, ini=True)
-            if problem is not None:
-                finding = dataclasses.replace(finding, fork_safe=False, reason=problem)
-        findings.append(finding)
-    return findings
-
-
-def _literal_target_names(args: str) -> list[str] | None:
-    """The target names in a queue handler's ``args``, when they are written
-    as a literal list of strings (fileConfig evaluates ``args`` as code; the
-    doctor does not run it)."""
-    try:
-        value = ast.literal_eval(args.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
-    if isinstance(value, tuple) and value:
-        value = value[0]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    return None
-
-
-def _named_loggers() -> list[tuple[str, logging.Logger]]:
-    loggers: list[tuple[str, logging.Logger]] = [("root", logging.getLogger())]
-    for logger_name, logger in sorted(logging.root.manager.loggerDict.items()):
-        if isinstance(logger, logging.Logger):
-            loggers.append((logger_name, logger))
-    return loggers
-
-
-def _reachable_handlers() -> Iterator[tuple[str, logging.Handler]]:
-    """Each handler on a logger, and each handler it passes records to, once,
-    with its name (or where it was found)."""
-    seen: set[int] = set()
-    pending: list[tuple[str, logging.Handler]] = []
-    for logger_name, logger in _named_loggers():
-        for index, handler in enumerate(logger.handlers):
-            pending.append((handler.name or f"{logger_name}[{index}]", handler))
-    while pending:
-        name, handler = pending.pop(0)
-        if id(handler) in seen:
-            continue
-        seen.add(id(handler))
-        yield name, handler
-        for index, target in enumerate(_handlers_fed_by(handler)):
-            pending.append((target.name or f"{name}->target[{index}]", target))
-
-
-def _handlers_fed_by(handler: logging.Handler) -> list[logging.Handler]:
-    """The handlers that ``handler`` passes its records to, when it can tell."""
-    targets: list[logging.Handler] = []
-    listener = getattr(handler, "listener", None)  # stdlib QueueHandler, 3.12+
-    if listener is not None:
-        targets.extend(getattr(listener, "handlers", ()))
-    target = getattr(handler, "target", None)  # MemoryHandler
-    if isinstance(target, logging.Handler):
-        targets.append(target)
-    for attribute in ("handlers", "targets"):  # safelog.QueueHandler
-        found = getattr(handler, attribute, None)
-        if isinstance(found, (list, tuple)):
-            targets.extend(h for h in found if isinstance(h, logging.Handler))
-    return targets
-
-
-def check_live_config() -> list[Finding]:
-    """One finding per handler reachable from the loggers of this process; a
-    handler the doctor cannot judge is fork-safe when only safelog
-    QueueHandlers call it."""
-    found = list(_reachable_handlers())
-    called_directly = {
-        id(handler) for _, logger in _named_loggers() for handler in logger.handlers
-    }
-    queue_targets: dict[str, Sequence[str]] = {}
-    for name, handler in found:
-        targets = _handlers_fed_by(handler)
-        if isinstance(handler, QueueHandler):
-            queue_targets[name] = [str(id(target)) for target in targets]
+            targets, value = statement.targets, statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets, value = [statement.target], statement.value
         else:
-            called_directly.update(id(target) for target in targets)
-    findings = []
-    for name, handler in found:
-        finding = judge_class(name, type(handler))
-        if finding.route_through_queue and id(handler) not in called_directly:
-            finding = _behind_queue(finding, str(id(handler)), queue_targets)
-        findings.append(finding)
-    return findings
+            continue
+        assigned.update((t.id, value) for t in targets if isinstance(t, ast.Name))
+    name = next((name for name in _PYTHON_NAMES if name in assigned), None)
+    if name is None:
+        raise ConfigError(
+            f"{source!r} assigns neither logconfig_dict nor LOGGING at its top "
+            "level: the doctor reads a Python file only for one of those"
+        )
+    try:
+        config = ast.literal_eval(assigned[name])
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise ConfigError(
+            f"{source!r} computes {name} (line {assigned[name].lineno}) instead of "
+            "writing it as a literal dict, and the doctor never runs a Python "
+            f"file: give MODULE:{name} to import (and so run) it instead"
+        ) from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"{source!r} sets {name} to a {type(config).__name__}, not a dict"
+        )
+    if name != "logconfig_dict":
+        _checked_version(config, source)
+    return LoadedConfig(source, config, python_name=name)
 
 
 # --- converting ---------------------------------------------------------------
@@ -763,51 +563,39 @@ def check_live_config() -> list[Finding]:
 def fix_dict_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """A copy of ``config`` with every replaceable handler converted to its
     safelog class, every handler the doctor cannot judge routed through a
-    safelog.QueueHandler, and a note for each handler left as it is.
-
-    The queue handler takes the routed handler's name, so loggers and other
-    handlers that name it keep working; the routed handler is renamed
-    ``NAME_target`` and keeps its level, formatter and filters."""
-    fixed = copy.deepcopy(dict(config))
-    notes = []
-    handlers = _handler_configs(fixed)
+    safelog.QueueHandler that takes its name (it becomes ``NAME_target``),
+    and a note for each handler left as it is.  ``config`` is not changed."""
+    handlers = _handler_configs(config)
     findings = {finding.name: finding for finding in check_dict_config(config)}
-    for name, handler_config in list(handlers.items()):
+    notes = []
+    for name in list(handlers):
         finding = findings[name]
         if finding.fork_safe:
             continue
         if finding.route_through_queue:
-            target = _unused_name(f"{name}_target", handlers)
-            handlers[target] = handler_config
+            target = f"{name}_target"
+            number = 1
+            while target in handlers:
+                number += 1
+                target = f"{name}_target{number}"
+            handlers[target] = handlers[name]
             handlers[name] = {"class": "safelog.QueueHandler", "handlers": [target]}
-            continue
-        if finding.replacement is None:
+        elif finding.replacement is None:
             notes.append(f"{name}: not converted: {finding.reason}")
-            continue
-        converted = dict(handler_config)
-        key = "()" if "()" in converted else "class"
-        converted[key] = finding.replacement
-        if finding.class_path == "logging.handlers.QueueHandler":
-            if "handlers" not in converted:
-                notes.append(
-                    f"{name}: not converted: a QueueHandler configured without "
-                    "'handlers' (the names of its targets) has a listener the "
-                    "doctor cannot see"
-                )
-                continue
-            for stdlib_key in _STDLIB_QUEUE_ONLY_KEYS:
-                converted.pop(stdlib_key, None)
-        handlers[name] = converted
-    fixed["handlers"] = handlers
-    return fixed, notes
-
-
-def _unused_name(wanted: str, taken: Mapping[str, object]) -> str:
-    name, number = wanted, 1
-    while name in taken:
-        number += 1
-        name = f"{wanted}{number}"
-    return name
+        elif finding.class_path == _STDLIB_QUEUE and "handlers" not in handlers[name]:
+            notes.append(
+                f"{name}: not converted: a QueueHandler configured without "
+                "'handlers' (the names of its targets) has a listener the "
+                "doctor cannot see"
+            )
+        else:
+            converted = dict(handlers[name])
+            if finding.class_path == _STDLIB_QUEUE:
+                for key in _STDLIB_QUEUE_ONLY_KEYS:
+                    converted.pop(key, None)
+            converted["()" if "()" in converted else "class"] = finding.replacement
+            handlers[name] = converted
+    return {**config, "handlers": handlers}, notes
 
 
 def fix_ini_config(text: str, source: str = "<ini>") -> tuple[str, list[str]]:
@@ -818,40 +606,51 @@ def fix_ini_config(text: str, source: str = "<ini>") -> tuple[str, list[str]]:
     for finding in check_ini_config(text, source):
         if finding.fork_safe:
             continue
-        if finding.replacement is None or finding.replacement == "safelog.QueueHandler":
-            reason = finding.reason
-            if finding.replacement is not None:
-                reason = "fileConfig cannot name the targets of a queue handler"
-            elif finding.route_through_queue:
-                reason += (
-                    "; in an .ini file, route it through a safelog.QueueHandler "
-                    "by hand (see docs/doctor.md)"
-                )
-            notes.append(f"{finding.name}: not converted: {reason}")
+        reason = finding.reason
+        if finding.replacement == "safelog.QueueHandler":
+            reason = "fileConfig cannot name the targets of a queue handler"
+        elif finding.route_through_queue:
+            reason += (
+                "; in an .ini file, route it through a safelog.QueueHandler by "
+                "hand (see docs/doctor.md)"
+            )
+        elif finding.replacement is not None:
+            replacements[f"handler_{finding.name}"] = finding.replacement
             continue
-        replacements[f"handler_{finding.name}"] = finding.replacement
+        notes.append(f"{finding.name}: not converted: {reason}")
     lines = []
     section = None
     for line in text.splitlines(keepends=True):
         header = re.match(r"\s*\[([^\]]+)\]", line)
+        key = re.match(r"(\s*class\s*[=:]\s*)(\S.*?)(\s*)$", line, re.DOTALL)
         if header:
             section = header.group(1).strip()
-        elif section in replacements:
-            key = re.match(r"(\s*class\s*[=:]\s*)(\S.*?)(\s*)$", line, re.DOTALL)
-            if key:
-                line = f"{key.group(1)}{replacements[section]}{key.group(3)}"
+        elif section in replacements and key:
+            line = f"{key.group(1)}{replacements[section]}{key.group(3)}"
         lines.append(line)
     return "".join(lines), notes
 
 
-def _json_default(value: object) -> str:
-    if value is sys.stderr or value is sys.__stderr__:
-        return "ext://sys.stderr"
-    if value is sys.stdout or value is sys.__stdout__:
-        return "ext://sys.stdout"
-    if isinstance(value, type) or callable(value):
-        return _replacements_path(value)
-    raise TypeError(f"cannot write {value!r} as JSON")
+def _dict_text(config: dict[str, Any], python_name: str | None) -> str:
+    """``config`` as its file held it: a Python assignment, or JSON."""
+    if python_name is not None:
+        return f"{python_name} = {pprint.pformat(config, sort_dicts=False)}\n"
+
+    def default(value: object) -> str:
+        if value is sys.stderr or value is sys.__stderr__:
+            return "ext://sys.stderr"
+        if value is sys.stdout or value is sys.__stdout__:
+            return "ext://sys.stdout"
+        if callable(value):
+            return _dotted_name(value)
+        raise TypeError(f"cannot write {value!r} as JSON")
+
+    try:
+        return json.dumps(config, indent=2, default=default) + "\n"
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"cannot print the converted configuration: {error}"
+        ) from error
 
 
 # --- the command --------------------------------------------------------------
@@ -866,7 +665,7 @@ TORTURE_REMOVED = (
 )
 
 
-def add_parser(commands: Any) -> argparse.ArgumentParser:
+def add_parser(commands: Any) -> None:
     """Add the ``doctor`` command to ``commands``, the result of
     ``ArgumentParser.add_subparsers()``; it sets ``run`` to :func:`run`."""
     doctor: argparse.ArgumentParser = commands.add_parser(
@@ -884,77 +683,63 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
             "when one is not, 2 on a usage error."
         ),
     )
-    add_arguments(doctor)
-    doctor.set_defaults(run=run, doctor_parser=doctor)
-    return doctor
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The doctor's arguments and options."""
-    parser.add_argument(
+    doctor.add_argument(
         "config",
         nargs="?",
         metavar="CONFIG",
         help="a JSON file or MODULE:ATTRIBUTE holding a dictConfig dict, a "
         "Python file setting logconfig_dict or LOGGING, or an .ini file",
     )
-    parser.add_argument(
+    doctor.add_argument(
         "--import",
         dest="import_module",
         metavar="MODULE",
         help="import MODULE (from the current directory too) and inspect the "
         "logging configuration it sets up",
     )
-    parser.add_argument(
+    doctor.add_argument(
         "--fix",
         action="store_true",
         help="print the configuration with every replaceable handler converted "
         "to safelog and every other one routed through a safelog.QueueHandler",
     )
     # Kept only to refuse it with a message that says what to use instead.
-    parser.add_argument("--torture", action="store_true", help=argparse.SUPPRESS)
+    doctor.add_argument("--torture", action="store_true", help=argparse.SUPPRESS)
+    doctor.set_defaults(run=run, doctor_parser=doctor)
 
 
-def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the doctor for parsed ``args``; return the exit status."""
-    out = out if out is not None else sys.stdout
-    parser: argparse.ArgumentParser | None = getattr(args, "doctor_parser", None)
-
-    def usage_error(message: str) -> NoReturn:
-        if parser is not None:
-            parser.error(message)
-        raise SystemExit(f"{PROG}: error: {message}")
-
+    parser: argparse.ArgumentParser = args.doctor_parser
     if args.torture:
-        usage_error(TORTURE_REMOVED)
-    if args.config is not None and args.import_module is not None:
-        usage_error("give CONFIG or --import MODULE, not both")
-    if args.config is None and args.import_module is None:
-        usage_error("give CONFIG or --import MODULE")
+        parser.error(TORTURE_REMOVED)
+    if (args.config is None) == (args.import_module is None):
+        both = ", not both" if args.config is not None else ""
+        parser.error(f"give CONFIG or --import MODULE{both}")
+    # Run as "python -m" the current directory is on sys.path; run otherwise
+    # it may not be, yet the configuration's modules are found there.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     if args.import_module is not None:
         if args.fix:
-            usage_error(
+            parser.error(
                 "--fix needs CONFIG: a configuration set up by code has no file "
                 "to convert (call safelog.install(queue=True) after it instead)"
             )
-        return _run_live(args.import_module, out, usage_error)
+        try:
+            importlib.import_module(args.import_module)
+        except ImportError as error:
+            parser.error(f"cannot import {args.import_module!r}: {error}")
+        return _report(check_live_config())
     try:
         config = load_config(args.config)
         if args.fix:
-            return _run_fix(config, out)
+            return _fix(config)
+        if config.dict_config is None:
+            return _report(check_ini_config(config.ini_text, config.source))
+        return _report(check_dict_config(config.dict_config))
     except ConfigError as error:
-        usage_error(str(error))
-    return _report(config.check(), out)
-
-
-def _run_live(module: str, out: TextIO, usage_error: Any) -> int:
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        importlib.import_module(module)
-    except ImportError as error:
-        usage_error(f"cannot import {module!r}: {error}")
-    return _report(check_live_config(), out)
+        parser.error(str(error))
 
 
 def summary(findings: Sequence[Finding]) -> str:
@@ -962,28 +747,35 @@ def summary(findings: Sequence[Finding]) -> str:
     total = len(findings)
     unsafe = sum(not finding.fork_safe for finding in findings)
     handlers = "handler" if total == 1 else "handlers"
-    if not findings:
+    if total == 0:
         return "no handlers: nothing to check"
-    if not unsafe:
-        return (
-            f"the 1 {handlers} is fork-safe"
-            if total == 1
-            else (f"all {total} {handlers} are fork-safe")
-        )
-    verb = "is" if unsafe == 1 else "are"
-    return f"{unsafe} of {total} {handlers} {verb} not fork-safe"
+    if unsafe:
+        verb = "is" if unsafe == 1 else "are"
+        return f"{unsafe} of {total} {handlers} {verb} not fork-safe"
+    return (
+        "the 1 handler is fork-safe"
+        if total == 1
+        else f"all {total} handlers are fork-safe"
+    )
 
 
-def _report(findings: Sequence[Finding], out: TextIO) -> int:
+def _report(findings: Sequence[Finding]) -> int:
     for finding in findings:
-        print(finding.line(), file=out)
-    print(summary(findings), file=out)
+        print(finding.line())
+    print(summary(findings))
     return 0 if all(finding.fork_safe for finding in findings) else 1
 
 
-def _run_fix(config: LoadedConfig, out: TextIO) -> int:
-    fixed, notes = config.fixed()
-    out.write(fixed.text())
+def _fix(config: LoadedConfig) -> int:
+    """Print the converted configuration, and the notes on standard error;
+    nothing is printed when the configuration cannot be converted."""
+    if config.dict_config is None:
+        text, notes = fix_ini_config(config.ini_text, config.source)
+        after = check_ini_config(text, config.source)
+    else:
+        fixed, notes = fix_dict_config(config.dict_config)
+        text, after = _dict_text(fixed, config.python_name), check_dict_config(fixed)
+    sys.stdout.write(text)
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
-    return 0 if all(finding.fork_safe for finding in fixed.check()) else 1
+    return 0 if all(finding.fork_safe for finding in after) else 1
