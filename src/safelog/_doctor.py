@@ -1,9 +1,9 @@
 """``python -m safelog doctor``: is a logging configuration fork-safe?
 
-It reads a configuration, judges every handler by its class from the table in
-``_replacements``, and never builds one, so it never writes to a
-configuration's destinations.  What it reads, the verdicts, ``--fix`` and the
-exit status are described in docs/doctor.md.
+It judges every handler of a configuration by its class, from the table in
+``_replacements``, and never builds one, so it never writes to the
+configuration's destinations.  docs/doctor.md describes what it reads, the
+verdicts, ``--fix`` and the exit status.
 """
 
 from __future__ import annotations
@@ -30,12 +30,6 @@ from ._targets import path_back
 
 __all__ = ["add_parser", "run"]
 
-PROG = "python -m safelog doctor"
-
-_SAFELOG = (
-    "a safelog handler: a forked child gets fresh locks and never writes what "
-    "the parent will write"
-)
 _NEW_CONNECTION = (
     "it opens a new connection for every record, and a forked child gets a "
     "fresh handler lock from the standard library"
@@ -44,7 +38,6 @@ _BUFFERED = (
     "records buffered at fork are copied into the child, so both processes "
     "flush them{}; safelog has no replacement"
 )
-
 #: Standard handlers that have no safelog replacement, and what they do at fork.
 _OTHER_STDLIB: dict[str, tuple[bool, str]] = {
     "logging.NullHandler": (True, "it discards every record"),
@@ -53,11 +46,11 @@ _OTHER_STDLIB: dict[str, tuple[bool, str]] = {
     "logging.handlers.BufferingHandler": (False, _BUFFERED.format("")),
     "logging.handlers.MemoryHandler": (False, _BUFFERED.format(" to the target")),
 }
-
+_STDLIB_QUEUE = "logging.handlers.QueueHandler"
 # dictConfig keys of a stdlib QueueHandler (3.12+) that safelog.QueueHandler
 # does not take: it owns its queue and its writer thread.
 _STDLIB_QUEUE_ONLY_KEYS = ("queue", "listener", "respect_handler_level")
-_STDLIB_QUEUE = "logging.handlers.QueueHandler"
+_UNEVALUABLE = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +62,8 @@ class Finding:
     fork_safe: bool
     reason: str
     replacement: str | None = None
-    #: The way forward when there is no replacement: a safelog.QueueHandler
-    #: in front, whose writer thread alone calls the handler and stops before
-    #: a fork.
+    #: No replacement, but fork-safe behind a safelog.QueueHandler, whose
+    #: writer thread alone calls it and stops before a fork.
     route_through_queue: bool = False
 
     def line(self) -> str:
@@ -89,7 +81,7 @@ class ConfigError(Exception):
     """A configuration the doctor cannot read."""
 
 
-# --- judging one handler ------------------------------------------------------
+# --- judging handlers ---------------------------------------------------------
 
 
 def judge_class(name: str, cls: object, path: str | None = None) -> Finding:
@@ -102,15 +94,18 @@ def judge_class(name: str, cls: object, path: str | None = None) -> Finding:
     replacement = _replacements.replacement_for(cls)
     if replacement is not None:
         return Finding(name, shown, False, replacement.hazard, replacement.safelog_path)
-    if any(
-        base.__module__.split(".")[0] == "safelog"
-        for base in cls.__mro__
-        if issubclass(base, logging.Handler)
-    ):
-        return Finding(name, shown, True, _SAFELOG)
+    handler_bases = [base for base in cls.__mro__ if issubclass(base, logging.Handler)]
+    if any(base.__module__.split(".")[0] == "safelog" for base in handler_bases):
+        reason = (
+            "a safelog handler: a forked child gets fresh locks and never writes "
+            "what the parent will write"
+        )
+        return Finding(name, shown, True, reason)
     if shown in _OTHER_STDLIB:
         return Finding(name, shown, *_OTHER_STDLIB[shown])
-    replaced = next(filter(None, map(_replacements.replacement_for, cls.__mro__)), None)
+    replaced = next(
+        filter(None, map(_replacements.replacement_for, handler_bases)), None
+    )
     reason = "not a handler the doctor knows, so it cannot tell what it does at fork"
     if replaced is not None:
         reason = (
@@ -163,55 +158,50 @@ def _judge(name: str, builder: object, *, ini: bool) -> tuple[Finding, object]:
     return judge_class(name, found, path), found
 
 
-# --- judging every handler of a configuration ---------------------------------
-
-
-class _Handler(NamedTuple):
-    """One handler entry of a configuration file, as read."""
+class _Entry(NamedTuple):
+    """One handler of a configuration, as read."""
 
     name: str
-    builder: object  # a dotted path, a class or a factory
+    builder: object  # a class, a factory or a dotted path to one
     targets: object = None  # the target names it gives, if it is a queue handler
-    unreadable: str = ""  # why the entry cannot be judged at all
+    unreadable: str = ""  # why it cannot be judged at all
 
 
 def _judge_all(
-    handlers: Sequence[_Handler], *, ini: bool
+    entries: Sequence[_Entry], *, ini: bool
 ) -> tuple[list[Finding], dict[str, list[str]]]:
-    """One finding per entry, in order, with a ``safelog.QueueHandler`` whose
-    targets would fail the configuration or lose records reported as not
-    fork-safe; and the target names of each such queue handler."""
+    """One finding per entry, and the target names of each safelog
+    QueueHandler; one whose targets would fail the configuration or lose
+    records is not fork-safe."""
     findings: list[Finding] = []
     queue_targets: dict[str, list[str]] = {}
-    problems: dict[str, str] = {}
-    for handler in handlers:
-        if handler.unreadable:
-            findings.append(Finding(handler.name, "?", False, handler.unreadable))
+    problems: dict[str, str | None] = {}
+    for name, builder, targets, unreadable in entries:
+        if unreadable:
+            findings.append(Finding(name, "?", False, unreadable))
             continue
-        finding, found = _judge(handler.name, handler.builder, ini=ini)
+        finding, found = _judge(name, builder, ini=ini)
         findings.append(finding)
         if not (isinstance(found, type) and issubclass(found, QueueHandler)):
             continue
-        targets = handler.targets
         if isinstance(targets, (list, tuple)) and all(
             isinstance(t, str) for t in targets
         ):
-            queue_targets[handler.name] = list(targets)
+            queue_targets[name] = list(targets)
         elif targets is not None:
-            problems[handler.name] = (
+            problems[name] = (
                 f"its 'handlers' must be a list of handler names, got {targets!r}"
             )
-    names = [handler.name for handler in handlers]
+    names = [entry.name for entry in entries]
     for name in queue_targets:
-        problem = _queue_target_problem(name, queue_targets, names, ini=ini)
-        if problem is not None:
-            problems[name] = problem
-    return [
-        dataclasses.replace(f, fork_safe=False, reason=problems[f.name])
-        if f.name in problems
-        else f
-        for f in findings
-    ], queue_targets
+        problems[name] = _queue_target_problem(name, queue_targets, names, ini=ini)
+    for index, finding in enumerate(findings):
+        problem = problems.get(finding.name)
+        if problem:
+            findings[index] = dataclasses.replace(
+                finding, fork_safe=False, reason=problem
+            )
+    return findings, queue_targets
 
 
 def _queue_target_problem(
@@ -242,30 +232,6 @@ def _queue_target_problem(
     return "its targets lead back to it: " + " -> ".join(map(repr, [name, *cycle]))
 
 
-def _credit_queues(
-    findings: list[Finding],
-    keys: list[str],
-    queue_targets: Mapping[str, list[str]],
-    called_directly: set[str],
-) -> list[Finding]:
-    """``findings``, with each handler the doctor cannot judge passed when
-    only safelog queue handlers call it: their writer thread alone does, and
-    stops before a fork.  ``keys[i]`` is how the targets name findings[i]."""
-    credited = []
-    for finding, key in zip(findings, keys):
-        queues = [name for name, targets in queue_targets.items() if key in targets]
-        if finding.route_through_queue and key not in called_directly and queues:
-            finding = dataclasses.replace(
-                finding,
-                fork_safe=True,
-                reason=f"behind safelog.QueueHandler {queues[0]!r}, whose writer "
-                "thread alone calls it and stops before a fork",
-                route_through_queue=False,
-            )
-        credited.append(finding)
-    return credited
-
-
 def _handler_configs(config: Mapping[str, Any]) -> dict[str, Any]:
     handlers = config.get("handlers", {})
     if not isinstance(handlers, Mapping):
@@ -275,21 +241,23 @@ def _handler_configs(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_dict_config(config: Mapping[str, Any]) -> list[Finding]:
     """One finding per handler of a ``dictConfig`` dictionary, in name order."""
+    return sorted(_check_dict(config), key=lambda finding: finding.name)
+
+
+def _check_dict(config: Mapping[str, Any]) -> list[Finding]:
+    """A handler the doctor cannot judge is fork-safe when only safelog
+    QueueHandlers call it: no logger does, nor any other handler (a
+    MemoryHandler's "target", a stdlib QueueHandler's "handlers")."""
     handler_configs = _handler_configs(config)
-    handlers = []
+    entries = []
     for name, entry in handler_configs.items():
         if not isinstance(entry, Mapping):
-            handlers.append(
-                _Handler(name, None, None, "its configuration is not a dict")
-            )
+            entries.append(_Entry(name, None, None, "its configuration is not a dict"))
             continue
         builder = entry.get("()", entry.get("class"))
         missing = "it has no 'class' or '()'" if builder is None else ""
-        handlers.append(_Handler(name, builder, entry.get("handlers"), missing))
-    findings, queue_targets = _judge_all(handlers, ini=False)
-    # Who calls a handler other than a safelog queue handler: a logger, or
-    # another handler (a MemoryHandler's "target", a stdlib QueueHandler's
-    # "handlers").
+        entries.append(_Entry(name, builder, entry.get("handlers"), missing))
+    findings, queue_targets = _judge_all(entries, ini=False)
     loggers = config.get("loggers")
     callers = [
         config.get("root"),
@@ -304,9 +272,21 @@ def check_dict_config(config: Mapping[str, Any]) -> list[Finding]:
             called_directly.update(h for h in caller["handlers"] if isinstance(h, str))
         if isinstance(caller.get("target"), str):
             called_directly.add(caller["target"])
-    names = [finding.name for finding in findings]
-    findings = _credit_queues(findings, names, queue_targets, called_directly)
-    return sorted(findings, key=lambda finding: finding.name)
+    for index, finding in enumerate(findings):
+        queues = [q for q, targets in queue_targets.items() if finding.name in targets]
+        if (
+            finding.route_through_queue
+            and finding.name not in called_directly
+            and queues
+        ):
+            findings[index] = dataclasses.replace(
+                finding,
+                fork_safe=True,
+                reason=f"behind safelog.QueueHandler {queues[0]!r}, whose writer "
+                "thread alone calls it and stops before a fork",
+                route_through_queue=False,
+            )
+    return findings
 
 
 def check_ini_config(text: str, source: str = "<ini>") -> list[Finding]:
@@ -323,116 +303,128 @@ def check_ini_config(text: str, source: str = "<ini>") -> list[Finding]:
     if not parser.has_section("handlers"):
         raise ConfigError(f"{source!r} has no [handlers] section")
     keys = parser.get("handlers", "keys", fallback="").split(",")
-    handlers = []
+    entries = []
     for name in [key.strip() for key in keys if key.strip()]:
         section = f"handler_{name}"
         builder = parser.get(section, "class", raw=True, fallback=None)
+        targets = None  # unless args holds a literal list: code is not evaluated
+        with contextlib.suppress(*_UNEVALUABLE):
+            args = ast.literal_eval(
+                parser.get(section, "args", raw=True, fallback="()")
+            )
+            first = args[0] if isinstance(args, tuple) and args else args
+            if isinstance(first, (list, tuple)) and all(
+                isinstance(t, str) for t in first
+            ):
+                targets = list(first)
         missing = f"[{section}] has no class" if builder is None else ""
-        args = parser.get(section, "args", raw=True, fallback="()")
-        handlers.append(_Handler(name, builder, _literal_target_names(args), missing))
-    return _judge_all(handlers, ini=True)[0]
-
-
-def _literal_target_names(args: str) -> list[str] | None:
-    """The target names in a queue handler's ``args``, when written as a
-    literal list of strings."""
-    try:
-        value = ast.literal_eval(args.strip())
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
-    if isinstance(value, tuple) and value:
-        value = value[0]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    return None
+        entries.append(_Entry(name, builder, targets, missing))
+    return _judge_all(entries, ini=True)[0]
 
 
 def check_live_config() -> list[Finding]:
-    """One finding per handler reachable from the loggers of this process:
-    the handlers on each logger, then, once each, the handlers they pass
-    records to, named by ``name`` or by where they were found."""
-    loggers = [("root", logging.getLogger())] + [
-        (name, logger)
-        for name, logger in sorted(logging.root.manager.loggerDict.items())
-        if isinstance(logger, logging.Logger)
-    ]
-    pending = [
-        (handler.name or f"{logger_name}[{index}]", handler)
-        for logger_name, logger in loggers
-        for index, handler in enumerate(logger.handlers)
-    ]
-    called_directly = {str(id(handler)) for _, handler in pending}
-    found: list[tuple[str, logging.Handler]] = []
-    seen: set[int] = set()
-    queue_targets: dict[str, list[str]] = {}
-    while pending:
-        name, handler = pending.pop(0)
-        if id(handler) in seen:
-            continue
-        seen.add(id(handler))
-        found.append((name, handler))
-        targets = _handlers_fed_by(handler)
-        keys = [str(id(target)) for target in targets]
-        if isinstance(handler, QueueHandler):
-            queue_targets[name] = keys
-        else:
-            called_directly.update(keys)
-        for index, target in enumerate(targets):
-            pending.append((target.name or f"{name}->target[{index}]", target))
-    findings = [judge_class(name, type(handler)) for name, handler in found]
-    keys = [str(id(handler)) for _, handler in found]
-    return _credit_queues(findings, keys, queue_targets, called_directly)
+    """One finding per handler reachable from the loggers of this process,
+    judged as the ``dictConfig`` dict that would build them, named by their
+    ``name`` or by where they were found."""
+    handlers: dict[str, dict[str, Any]] = {}
+    names: dict[int, str] = {}
 
+    def name_of(handler: logging.Handler, where: str) -> str:
+        if id(handler) not in names:
+            name = (
+                handler.name if handler.name and handler.name not in handlers else where
+            )
+            names[id(handler)] = name
+            # Entered before its targets, so a cycle of handlers ends here.
+            handlers[name] = {"()": type(handler)}
+            fed = [*getattr(getattr(handler, "listener", None), "handlers", ())]
+            fed += [getattr(handler, "target", None)]  # a MemoryHandler's
+            for attribute in ("handlers", "targets"):  # safelog.QueueHandler's
+                value = getattr(handler, attribute, None)
+                fed += value if isinstance(value, (list, tuple)) else []
+            fed = [target for target in fed if isinstance(target, logging.Handler)]
+            handlers[name]["handlers"] = [
+                name_of(target, f"{name}->target[{index}]")
+                for index, target in enumerate(fed)
+            ]
+        return names[id(handler)]
 
-def _handlers_fed_by(handler: logging.Handler) -> list[logging.Handler]:
-    """The handlers that ``handler`` passes its records to, when it can tell:
-    a stdlib QueueHandler's listener (3.12+), a MemoryHandler's target, a
-    safelog.QueueHandler's targets."""
-    listener = getattr(handler, "listener", None)
-    found = [*getattr(listener, "handlers", ()), getattr(handler, "target", None)]
-    for attribute in ("handlers", "targets"):
-        targets = getattr(handler, attribute, None)
-        if isinstance(targets, (list, tuple)):
-            found.extend(targets)
-    return [target for target in found if isinstance(target, logging.Handler)]
+    loggers = {"root": logging.getLogger()}
+    for logger_name, logger in sorted(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger):
+            loggers[logger_name] = logger
+    callers = {
+        logger_name: {
+            "handlers": [
+                name_of(h, f"{logger_name}[{i}]") for i, h in enumerate(logger.handlers)
+            ]
+        }
+        for logger_name, logger in loggers.items()
+    }
+    return _check_dict({"handlers": handlers, "loggers": callers})
 
 
 # --- reading configurations ---------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadedConfig:
-    """A configuration as read: a ``dictConfig`` dict, or the text of an .ini
-    file for ``fileConfig`` (``dict_config`` is None)."""
+class _Loaded(NamedTuple):
+    """A configuration as read: a dictConfig dict, or a fileConfig file's text."""
 
     source: str
-    dict_config: dict[str, Any] | None = None
-    ini_text: str = ""
-    #: The name a Python file assigns the dict to; --fix prints that assignment.
-    python_name: str | None = None
+    config: dict[str, Any] | str
+    python_name: str | None = None  # what a Python file assigns the dict to
+
+    def check(self) -> list[Finding]:
+        if isinstance(self.config, str):
+            return check_ini_config(self.config, self.source)
+        return check_dict_config(self.config)
+
+    def fixed(self) -> tuple[_Loaded, list[str]]:
+        """The converted configuration, and a note per handler left alone."""
+        if isinstance(self.config, str):
+            text, notes = fix_ini_config(self.config, self.source)
+            return self._replace(config=text), notes
+        config, notes = fix_dict_config(self.config)
+        return self._replace(config=config), notes
+
+    def text(self) -> str:
+        """The configuration as its file holds it (a dict from a module: JSON)."""
+        if isinstance(self.config, str):
+            return self.config
+        if self.python_name is not None:
+            shown = pprint.pformat(self.config, sort_dicts=False)
+            return f"{self.python_name} = {shown}\n"
+
+        def default(value: object) -> str:
+            if value is sys.stderr or value is sys.__stderr__:
+                return "ext://sys.stderr"
+            if value is sys.stdout or value is sys.__stdout__:
+                return "ext://sys.stdout"
+            if callable(value):
+                return _dotted_name(value)
+            raise TypeError(f"cannot write {value!r} as JSON")
+
+        try:
+            return json.dumps(self.config, indent=2, default=default) + "\n"
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"cannot print the converted configuration: {error}"
+            ) from error
 
 
 #: What a Python configuration file may assign its dict to: gunicorn's setting
 #: (gunicorn adds "version" itself), then Django's.
 _PYTHON_NAMES = ("logconfig_dict", "LOGGING")
-
-#: json.loads gives only these besides a dict (an int or a float: a number).
-_JSON_TYPES = {
-    list: "a JSON array",
-    str: "a JSON string",
-    bool: "a JSON boolean",
-    type(None): "JSON null",
-}
+_MODULE_ATTRIBUTE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+_JSON_TYPES = {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean"}
 
 
-def load_config(source: str) -> LoadedConfig:
+def load_config(source: str) -> _Loaded:
     """Read ``source``: ``module:attribute``, a JSON file, a Python file
     (read with ``ast``, never run) or an .ini file.  Raises ConfigError with
     what is wrong with it."""
-    if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", source) and not os.path.exists(
-        source
-    ):
-        return LoadedConfig(source, _checked_version(_import_dict(source), source))
+    if _MODULE_ATTRIBUTE.fullmatch(source) and not os.path.exists(source):
+        return _Loaded(source, _checked_version(_import_dict(source), source))
     suffix = Path(source).suffix.lower()
     if suffix in (".yaml", ".yml"):
         raise ConfigError(_yaml_refusal(source))
@@ -456,14 +448,15 @@ def load_config(source: str) -> LoadedConfig:
             raise ConfigError(f"{source!r} is not valid JSON: {error}") from error
         if _looks_like_yaml(text):
             raise ConfigError(_yaml_refusal(source)) from None
-        return LoadedConfig(source, ini_text=text)
+        return _Loaded(source, text)
     if not isinstance(loaded, dict):
+        kind = "JSON null" if loaded is None else "a JSON number"
         raise ConfigError(
-            f"{source!r} holds {_JSON_TYPES.get(type(loaded), 'a JSON number')}, "
-            'not an object: dictConfig takes an object such as {"version": 1, '
+            f"{source!r} holds {_JSON_TYPES.get(type(loaded), kind)}, not an "
+            'object: dictConfig takes an object such as {"version": 1, '
             '"handlers": {...}}'
         )
-    return LoadedConfig(source, _checked_version(loaded, source))
+    return _Loaded(source, _checked_version(loaded, source))
 
 
 def _import_dict(source: str) -> dict[str, Any]:
@@ -516,7 +509,7 @@ def _yaml_refusal(source: str) -> str:
     )
 
 
-def _python_config(text: str, source: str) -> LoadedConfig:
+def _python_config(text: str, source: str) -> _Loaded:
     """The literal dict a Python file assigns at its top level to one of
     ``_PYTHON_NAMES``; the last assignment wins, as when the file runs."""
     try:
@@ -542,7 +535,7 @@ def _python_config(text: str, source: str) -> LoadedConfig:
         )
     try:
         config = ast.literal_eval(assigned[name])
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+    except _UNEVALUABLE:
         raise ConfigError(
             f"{source!r} computes {name} (line {assigned[name].lineno}) instead of "
             "writing it as a literal dict, and the doctor never runs a Python "
@@ -554,7 +547,7 @@ def _python_config(text: str, source: str) -> LoadedConfig:
         )
     if name != "logconfig_dict":
         _checked_version(config, source)
-    return LoadedConfig(source, config, python_name=name)
+    return _Loaded(source, config, name)
 
 
 # --- converting ---------------------------------------------------------------
@@ -573,8 +566,7 @@ def fix_dict_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
         if finding.fork_safe:
             continue
         if finding.route_through_queue:
-            target = f"{name}_target"
-            number = 1
+            target, number = f"{name}_target", 1
             while target in handlers:
                 number += 1
                 target = f"{name}_target{number}"
@@ -604,9 +596,9 @@ def fix_ini_config(text: str, source: str = "<ini>") -> tuple[str, list[str]]:
     replacements: dict[str, str] = {}
     notes = []
     for finding in check_ini_config(text, source):
+        reason = finding.reason
         if finding.fork_safe:
             continue
-        reason = finding.reason
         if finding.replacement == "safelog.QueueHandler":
             reason = "fileConfig cannot name the targets of a queue handler"
         elif finding.route_through_queue:
@@ -631,28 +623,6 @@ def fix_ini_config(text: str, source: str = "<ini>") -> tuple[str, list[str]]:
     return "".join(lines), notes
 
 
-def _dict_text(config: dict[str, Any], python_name: str | None) -> str:
-    """``config`` as its file held it: a Python assignment, or JSON."""
-    if python_name is not None:
-        return f"{python_name} = {pprint.pformat(config, sort_dicts=False)}\n"
-
-    def default(value: object) -> str:
-        if value is sys.stderr or value is sys.__stderr__:
-            return "ext://sys.stderr"
-        if value is sys.stdout or value is sys.__stdout__:
-            return "ext://sys.stdout"
-        if callable(value):
-            return _dotted_name(value)
-        raise TypeError(f"cannot write {value!r} as JSON")
-
-    try:
-        return json.dumps(config, indent=2, default=default) + "\n"
-    except (TypeError, ValueError) as error:
-        raise ConfigError(
-            f"cannot print the converted configuration: {error}"
-        ) from error
-
-
 # --- the command --------------------------------------------------------------
 
 #: Why ``--torture`` is refused, and what to use instead.
@@ -673,14 +643,9 @@ def add_parser(commands: Any) -> None:
         help="check whether a logging configuration is fork-safe, and fix it",
         description=(
             "Print, for every handler of a logging configuration, whether it is "
-            "fork-safe, why, and the way to make it so.  CONFIG is a dictConfig "
-            "dict in a JSON file or at MODULE:ATTRIBUTE, a Python file setting "
-            "logconfig_dict or LOGGING to a literal dict (gunicorn.conf.py, read "
-            "without running it), or an .ini file for fileConfig; without "
-            "CONFIG, --import MODULE inspects the configuration that importing "
-            "MODULE sets up.  The doctor never writes to a configuration's "
-            "destinations.  Exit status: 0 when every handler is fork-safe, 1 "
-            "when one is not, 2 on a usage error."
+            "fork-safe, why, and the way to make it so.  It never writes to the "
+            "configuration's destinations.  Exit status: 0 when every handler "
+            "is fork-safe, 1 when one is not, 2 on a usage error."
         ),
     )
     doctor.add_argument(
@@ -688,14 +653,15 @@ def add_parser(commands: Any) -> None:
         nargs="?",
         metavar="CONFIG",
         help="a JSON file or MODULE:ATTRIBUTE holding a dictConfig dict, a "
-        "Python file setting logconfig_dict or LOGGING, or an .ini file",
+        "Python file setting logconfig_dict or LOGGING to a literal dict (such "
+        "as gunicorn.conf.py, read without running it), or an .ini file",
     )
     doctor.add_argument(
         "--import",
         dest="import_module",
         metavar="MODULE",
-        help="import MODULE (from the current directory too) and inspect the "
-        "logging configuration it sets up",
+        help="instead of CONFIG, import MODULE (from the current directory "
+        "too) and inspect the logging configuration it sets up",
     )
     doctor.add_argument(
         "--fix",
@@ -716,30 +682,32 @@ def run(args: argparse.Namespace) -> int:
     if (args.config is None) == (args.import_module is None):
         both = ", not both" if args.config is not None else ""
         parser.error(f"give CONFIG or --import MODULE{both}")
+    if args.import_module is not None and args.fix:
+        parser.error(
+            "--fix needs CONFIG: a configuration set up by code has no file to "
+            "convert (call safelog.install(queue=True) after it instead)"
+        )
     # Run as "python -m" the current directory is on sys.path; run otherwise
     # it may not be, yet the configuration's modules are found there.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if args.import_module is not None:
-        if args.fix:
-            parser.error(
-                "--fix needs CONFIG: a configuration set up by code has no file "
-                "to convert (call safelog.install(queue=True) after it instead)"
-            )
-        try:
-            importlib.import_module(args.import_module)
-        except ImportError as error:
-            parser.error(f"cannot import {args.import_module!r}: {error}")
-        return _report(check_live_config())
     try:
-        config = load_config(args.config)
-        if args.fix:
-            return _fix(config)
-        if config.dict_config is None:
-            return _report(check_ini_config(config.ini_text, config.source))
-        return _report(check_dict_config(config.dict_config))
+        if args.import_module is not None:
+            importlib.import_module(args.import_module)
+            return _report(check_live_config())
+        loaded = load_config(args.config)
+        if not args.fix:
+            return _report(loaded.check())
+        fixed, notes = loaded.fixed()
+        text, findings = fixed.text(), fixed.check()
+    except ImportError as error:
+        parser.error(f"cannot import {args.import_module!r}: {error}")
     except ConfigError as error:
         parser.error(str(error))
+    sys.stdout.write(text)
+    for note in notes:
+        print(f"{parser.prog}: {note}", file=sys.stderr)
+    return 0 if all(finding.fork_safe for finding in findings) else 1
 
 
 def summary(findings: Sequence[Finding]) -> str:
@@ -752,11 +720,9 @@ def summary(findings: Sequence[Finding]) -> str:
     if unsafe:
         verb = "is" if unsafe == 1 else "are"
         return f"{unsafe} of {total} {handlers} {verb} not fork-safe"
-    return (
-        "the 1 handler is fork-safe"
-        if total == 1
-        else f"all {total} handlers are fork-safe"
-    )
+    if total == 1:
+        return "the 1 handler is fork-safe"
+    return f"all {total} handlers are fork-safe"
 
 
 def _report(findings: Sequence[Finding]) -> int:
@@ -764,18 +730,3 @@ def _report(findings: Sequence[Finding]) -> int:
         print(finding.line())
     print(summary(findings))
     return 0 if all(finding.fork_safe for finding in findings) else 1
-
-
-def _fix(config: LoadedConfig) -> int:
-    """Print the converted configuration, and the notes on standard error;
-    nothing is printed when the configuration cannot be converted."""
-    if config.dict_config is None:
-        text, notes = fix_ini_config(config.ini_text, config.source)
-        after = check_ini_config(text, config.source)
-    else:
-        fixed, notes = fix_dict_config(config.dict_config)
-        text, after = _dict_text(fixed, config.python_name), check_dict_config(fixed)
-    sys.stdout.write(text)
-    for note in notes:
-        print(f"{PROG}: {note}", file=sys.stderr)
-    return 0 if all(finding.fork_safe for finding in after) else 1
