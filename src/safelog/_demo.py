@@ -1,14 +1,10 @@
 """``python -m safelog demo``: the seed article's deadlock, shown in a few seconds.
 
 Threads log through a handler on a buffered stream while the main thread forks
-children that log too.  The scenario runs twice, each time in a child
-interpreter of its own (own process group, killed as a group on timeout): once
-with the standard handler and once with safelog's.  Each forked child that
-does not exit within the timeout is killed and counted as hung; every record
-carries a unique id, so records lost, written twice or torn are counted too.
-
-The demo's exit status is 0 when every safelog run was clean, 1 otherwise; the
-standard handler's result never affects it.
+children that log too, once with the standard handler and once with
+safelog's, each run in a child interpreter of its own (see ``_harness``).  The
+exit status is 0 when every safelog run was clean, 1 otherwise; the standard
+handler's result never affects it.
 """
 
 from __future__ import annotations
@@ -20,9 +16,9 @@ import logging
 import math
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import _harness
 from ._handlers import FileHandler, StreamHandler
@@ -34,24 +30,27 @@ from ._harness import (
     ScenarioResult,
 )
 
-__all__ = ["add_arguments", "add_parser", "run", "scenario_main"]
+__all__ = ["add_parser", "run", "scenario_main"]
 
 DEFAULT_FORKS = 50
 DEFAULT_TIMEOUT = 2.0
-LIBRARIES = ("stdlib", "safelog")
-HANDLER_KINDS = ("stream", "file")
-
 #: Time a scenario interpreter may take beyond its forks and its timeout
 #: (startup, counting) before the demo calls it hung.
 SCENARIO_SLACK = 5.0
 
 _RESULT_PREFIX = "SAFELOG-DEMO-RESULT "
+_SCENARIO = (
+    "import sys; from safelog._demo import scenario_main; scenario_main(sys.argv[1:])"
+)
 
-_LABELS = {
-    ("stdlib", "stream"): "stdlib logging.StreamHandler",
-    ("stdlib", "file"): "stdlib logging.FileHandler",
-    ("safelog", "stream"): "safelog.StreamHandler",
-    ("safelog", "file"): "safelog.FileHandler",
+# A "stdlib" run imports safelog too (this module is part of it).  With no
+# safelog handler, safelog's fork hook only takes logging's module lock, as
+# logging's own hook does, so the run sees what a program without safelog sees.
+_HANDLERS: dict[tuple[str, str], tuple[str, Callable[[Any], logging.Handler]]] = {
+    ("stdlib", "stream"): ("stdlib logging.StreamHandler", logging.StreamHandler),
+    ("safelog", "stream"): ("safelog.StreamHandler", StreamHandler),
+    ("stdlib", "file"): ("stdlib logging.FileHandler", logging.FileHandler),
+    ("safelog", "file"): ("safelog.FileHandler", FileHandler),
 }
 
 
@@ -67,10 +66,6 @@ class RunOutcome:
     output_tail: list[str] = dataclasses.field(default_factory=list)
 
     @property
-    def label(self) -> str:
-        return _LABELS[self.library, self.handler_kind]
-
-    @property
     def clean(self) -> bool:
         return self.result is not None and self.result.clean
 
@@ -78,100 +73,86 @@ class RunOutcome:
 # --- command line -----------------------------------------------------------
 
 
-def _fork_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number, got {text!r}"
-        ) from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 1000, got {value}")
-    return value
+def _bounded(
+    convert: Callable[[str], Any], low: float, high: float, what: str, unit: str = ""
+) -> Callable[[str], Any]:
+    """An argparse ``type``: ``convert`` the text, from ``low`` to ``high``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"must be from {low:g} to {high:g}{unit}, got {text}"
+            )
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not math.isfinite(value) or not 0.1 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"must be from 0.1 to 60 seconds, got {text}")
-    return value
-
-
-def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
+def add_parser(commands: Any) -> None:
     """Add the ``demo`` command to ``commands``, the result of
     ``ArgumentParser.add_subparsers()``; it sets ``run`` to :func:`run`."""
-    demo = commands.add_parser(
+    demo: argparse.ArgumentParser = commands.add_parser(
         "demo",
         help="show, in a few seconds, forked children hang with the stdlib "
         "handler and log with safelog's",
         description=(
-            "Threads log through a handler on a buffered stream while the main "
-            "thread forks children that log too: once with the stdlib handler "
-            "and once with safelog's, each in a child interpreter with a "
-            "timeout.  Report hung children and lost, duplicated or torn "
-            "records.  Exit status 0 when every safelog run is clean, 1 "
-            "otherwise; the stdlib's result does not count."
+            "Threads log through a handler while the main thread forks children "
+            "that log too, once with the stdlib handler and once with safelog's; "
+            "report hung children and lost, duplicated or torn records.  Exit "
+            "status 0 when every safelog run is clean, 1 otherwise."
         ),
     )
-    add_arguments(demo)
-    demo.set_defaults(run=run)
-    return demo
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``demo`` options to ``parser``."""
-    parser.add_argument(
+    demo.add_argument(
         "--forks",
-        type=_fork_count,
+        type=_bounded(int, 1, 1000, "a whole number"),
         default=DEFAULT_FORKS,
         metavar="N",
         help=f"children each run forks, {FORK_INTERVAL * 1000:g} ms apart "
         f"(default {DEFAULT_FORKS})",
     )
-    parser.add_argument(
+    demo.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_bounded(float, 0.1, 60, "seconds", " seconds"),
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="how long a forked child may take before it is killed and counted "
         f"as hung (default {DEFAULT_TIMEOUT:g})",
     )
-    parser.add_argument(
+    demo.add_argument(
         "--handler",
         choices=("stream", "file", "both"),
         default="stream",
         help="StreamHandler on sys.stderr, FileHandler on a file, or both "
         "(default stream)",
     )
+    demo.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the demo as ``args`` say, report to ``out`` (default stdout), and
     return 0 when every safelog run was clean, 1 otherwise."""
     out = sys.stdout if out is None else out
-    kinds = HANDLER_KINDS if args.handler == "both" else (args.handler,)
-    forks: int = args.forks
-    timeout: float = args.timeout
+    kinds = ("stream", "file") if args.handler == "both" else (args.handler,)
     print(
         f"{LOGGING_THREADS} threads log without pause through a handler on a "
-        f"buffered stream while the main thread forks {forks} children; each "
-        f"child logs {RECORDS_PER_CHILD} records and exits.",
+        f"buffered stream while the main thread forks {args.forks} children; "
+        f"each child logs {RECORDS_PER_CHILD} records and exits.",
         file=out,
     )
-    width = max(len(_LABELS[pair]) for pair in _LABELS)
+    width = max(len(label) for label, _ in _HANDLERS.values())
     outcomes: list[RunOutcome] = []
     with tempfile.TemporaryDirectory(prefix="safelog-demo-") as workdir:
         for kind in kinds:
-            for library in LIBRARIES:
-                print(f"  {_LABELS[library, kind]:<{width}} : ", end="", file=out)
+            for library in ("stdlib", "safelog"):
+                label = _HANDLERS[library, kind][0]
+                print(f"  {label:<{width}} : ", end="", file=out)
                 out.flush()  # the run takes seconds: show what is running
                 outcome = _run_scenario_interpreter(
-                    library, kind, forks, timeout, Path(workdir)
+                    library, kind, args.forks, args.timeout, Path(workdir)
                 )
                 print(describe(outcome), file=out)
                 for line in outcome.output_tail:
@@ -187,9 +168,11 @@ def describe(outcome: RunOutcome) -> str:
     result = outcome.result
     if result is None:
         return outcome.problem or "no result"
-    killed = f"killed after {outcome.timeout:g} s"
     if result.hung:
-        lead = f"{result.hung} of {result.forks} children hung ({killed})"
+        lead = (
+            f"{result.hung} of {result.forks} children hung "
+            f"(killed after {outcome.timeout:g} s)"
+        )
         counts = [f"{result.logged} logged"]
     else:
         lead = f"{result.logged} of {result.forks} children logged"
@@ -208,16 +191,16 @@ def describe(outcome: RunOutcome) -> str:
 
 def explain(outcomes: Sequence[RunOutcome]) -> str:
     """A few sentences on why the runs came out as they did."""
-    stdlib = [o for o in outcomes if o.library == "stdlib"]
+    stdlib = [o.result for o in outcomes if o.library == "stdlib" and o.result]
     sentences: list[str] = []
-    if any(o.result and o.result.hung for o in stdlib):
+    if any(result.hung for result in stdlib):
         sentences.append(
             "Each hung child was forked while a logging thread was inside a "
             "write, holding the lock of the stream's io.BufferedWriter; the "
             "child inherits that lock still held, by a thread it does not have, "
             "and its first log call waits for it forever (CPython gh-84579)."
         )
-    if any(o.result and (o.result.duplicated or o.result.torn) for o in stdlib):
+    if any(result.duplicated or result.torn for result in stdlib):
         sentences.append(
             "Duplicated or torn records come from bytes that sat in the stream's "
             "buffer at the fork: parent and child each write their copy."
@@ -243,7 +226,7 @@ def explain(outcomes: Sequence[RunOutcome]) -> str:
     return "\n".join(sentences)
 
 
-# --- the demo side: one scenario interpreter ---------------------------------
+# --- one scenario, in a child interpreter -------------------------------------
 
 
 def _run_scenario_interpreter(
@@ -251,20 +234,12 @@ def _run_scenario_interpreter(
 ) -> RunOutcome:
     log_path = workdir / f"{library}-{handler_kind}.log"
     limit = forks * FORK_INTERVAL + timeout + SCENARIO_SLACK
+    argv = [library, handler_kind, str(forks), repr(timeout), str(log_path)]
     # Append mode (O_APPEND): the scenario, its children and a FileHandler on
     # the same file each write at its end, never over one another.
     with open(log_path, "ab") as stderr_file:
         process = _harness.start(
-            [
-                "-c",
-                "import sys; from safelog._demo import scenario_main; "
-                "sys.exit(scenario_main(sys.argv[1:]))",
-                f"--library={library}",
-                f"--handler={handler_kind}",
-                f"--forks={forks}",
-                f"--timeout={timeout!r}",
-                f"--log={log_path}",
-            ],
+            ["-c", _SCENARIO, *argv],
             # PYTHONUNBUFFERED makes sys.stderr's binary layer an unbuffered
             # FileIO, which has no lock and so no hazard; the demo shows the
             # usual default.
@@ -272,22 +247,22 @@ def _run_scenario_interpreter(
             stderr=stderr_file,
         )
     finished = _harness.finish(process, limit)
-
-    def outcome(problem: str | None, result: ScenarioResult | None) -> RunOutcome:
-        tail = [] if result else _unexpected_lines(log_path)[-OTHER_LINES_KEPT:]
-        if result and result.other_lines:
-            tail = result.other_sample
-        return RunOutcome(library, handler_kind, timeout, result, problem, tail)
-
-    if finished.hung:
-        return outcome(f"the scenario itself hung (killed after {limit:g} s)", None)
-    result = _parse_result(finished.stdout)
-    if result is None:
-        return outcome(
-            f"the scenario failed (exit status {finished.returncode}) without a result",
-            None,
+    result = None if finished.hung else _parse_result(finished.stdout)
+    if result is not None:
+        return RunOutcome(
+            library, handler_kind, timeout, result, None, result.other_sample
         )
-    return outcome(None, result)
+    if finished.hung:
+        problem = f"the scenario itself hung (killed after {limit:g} s)"
+    else:
+        problem = (
+            f"the scenario failed (exit status {finished.returncode}) without a result"
+        )
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    tail = [line for line in text.splitlines() if not _harness.RECORD.fullmatch(line)]
+    return RunOutcome(
+        library, handler_kind, timeout, None, problem, tail[-OTHER_LINES_KEPT:]
+    )
 
 
 def _parse_result(stdout: str) -> ScenarioResult | None:
@@ -300,49 +275,17 @@ def _parse_result(stdout: str) -> ScenarioResult | None:
     return None
 
 
-def _unexpected_lines(log_path: Path) -> list[str]:
-    try:
-        text = log_path.read_bytes().decode("utf-8", "replace")
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if not _harness.RECORD.fullmatch(line)]
-
-
-# --- the scenario side: runs in the child interpreter -------------------------
-
-
-def scenario_main(argv: Sequence[str]) -> int:
-    """Run one scenario as ``argv`` says and print its result line; the
-    entry point of the demo's child interpreters, not for direct use."""
-    parser = argparse.ArgumentParser(prog="safelog-demo-scenario")
-    parser.add_argument("--library", choices=LIBRARIES, required=True)
-    parser.add_argument("--handler", choices=HANDLER_KINDS, required=True)
-    parser.add_argument("--forks", type=_fork_count, required=True)
-    parser.add_argument("--timeout", type=_seconds, required=True)
-    parser.add_argument("--log", type=Path, required=True)
-    args = parser.parse_args(argv)
+def scenario_main(argv: Sequence[str]) -> None:
+    """Run one scenario and print its result line: the entry point of the
+    demo's child interpreters, whose ``argv`` the demo writes."""
+    library, handler_kind, forks, timeout, log = argv
+    log_path = Path(log)
+    # The stream handler writes to sys.stderr: the demo opened the log as it.
+    destination = sys.stderr if handler_kind == "stream" else log_path
+    handler = _HANDLERS[library, handler_kind][1](destination)
     result = _harness.run_scenario(
-        _make_handler(args.library, args.handler, args.log),
-        forks=args.forks,
-        timeout=args.timeout,
-        log_path=args.log,
+        handler, forks=int(forks), timeout=float(timeout), log_path=log_path
     )
     # Written only now, with every thread stopped: stdout is a buffered stream
     # too, and the children never touch it.
     print(_RESULT_PREFIX + json.dumps(dataclasses.asdict(result)), flush=True)
-    return 0
-
-
-def _make_handler(library: str, handler_kind: str, log_path: Path) -> logging.Handler:
-    # A "stdlib" run imports safelog too (this module is part of it).  With no
-    # safelog handler, safelog's fork hook only takes logging's module lock,
-    # as logging's own hook does, so the run sees what a program without
-    # safelog sees.
-    if handler_kind == "stream":
-        # sys.stderr is the log file: the demo opened it as our stderr.
-        if library == "safelog":
-            return StreamHandler(sys.stderr)
-        return logging.StreamHandler(sys.stderr)
-    if library == "safelog":
-        return FileHandler(log_path)
-    return logging.FileHandler(log_path)
