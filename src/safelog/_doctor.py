@@ -349,18 +349,14 @@ def check_live_config() -> list[Finding]:
             ]
         return names[id(handler)]
 
-    loggers = {"root": logging.getLogger()}
-    for logger_name, logger in sorted(logging.root.manager.loggerDict.items()):
+    callers: dict[str, Any] = {}
+    others = sorted(logging.root.manager.loggerDict.items())
+    for logger_name, logger in [("root", logging.getLogger()), *others]:
         if isinstance(logger, logging.Logger):
-            loggers[logger_name] = logger
-    callers = {
-        logger_name: {
-            "handlers": [
+            on_it = [
                 name_of(h, f"{logger_name}[{i}]") for i, h in enumerate(logger.handlers)
             ]
-        }
-        for logger_name, logger in loggers.items()
-    }
+            callers[logger_name] = {"handlers": on_it}
     return _check_dict({"handlers": handlers, "loggers": callers})
 
 
