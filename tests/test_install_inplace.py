@@ -191,7 +191,7 @@ def test_last_resort_stream_is_read_only_and_follows_stderr(
     with pytest.raises(AttributeError):
         last_resort.setStream(io.StringIO())  # type: ignore[attr-defined]
     assert replacement is last_resort.stream  # type: ignore[attr-defined]
-    assert installed == (type(last_resort).__module__ == "safelog._install")
+    assert installed == isinstance(last_resort, safelog.StreamHandler)
 
 
 # --- the report -------------------------------------------------------------------
