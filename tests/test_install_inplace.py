@@ -16,6 +16,7 @@ import pytest
 
 import safelog
 import scenario
+from safelog._inplace import CONVERTIBLE
 
 
 @pytest.fixture(autouse=True)
@@ -549,6 +550,7 @@ print(json.dumps(status))
 
 # --- what a converted handler carries ------------------------------------------
 
+# One handler of each class install() converts, with the arguments to make it.
 _CONVERTIBLE = {
     "FileHandler": (logging.FileHandler, ("a.log",)),
     "StreamHandler": (logging.StreamHandler, ()),
@@ -561,25 +563,50 @@ _CONVERTIBLE = {
 }
 
 
+def test_the_attribute_check_covers_every_class_install_converts() -> None:
+    """The check below has a handler of every standard class install()
+    converts: a class added there is checked too."""
+    assert set(CONVERTIBLE) == {
+        f"{standard.__module__}.{standard.__qualname__}"
+        for standard, _ in _CONVERTIBLE.values()
+    }
+
+
 @pytest.mark.parametrize("name", sorted(_CONVERTIBLE))
 def test_converted_handler_carries_what_a_new_one_has(
     name: str, logger: logging.Logger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A converted handler has every instance attribute a new safelog
-    handler of its class has (install() sets them up by hand), and one that
-    is given its standard class back still runs safelog's handle(): a thread
-    may have entered it just before uninstall()."""
+    handler of its class has, of the same type, and none its class does not
+    know (install() sets them up by hand, in _inplace._safelog_state); one
+    that is given its standard class back still runs safelog's handle(): a
+    thread may have entered it just before uninstall()."""
     monkeypatch.chdir(tmp_path)
     standard, args = _CONVERTIBLE[name]
     handler = standard(*args)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
+    standard_attributes = set(vars(handler))
     safelog.install()
     safelog_class = getattr(safelog, name)
     assert safelog_class is type(handler)
     fresh = safelog_class(*[f"new-{a}" if str(a).endswith(".log") else a for a in args])
     try:
-        assert set() == set(vars(fresh)) - set(vars(handler))
+        converted, new = vars(handler), vars(fresh)
+        added = set(converted) - standard_attributes
+        assert set() == set(new) - set(converted)
+        assert {} == {
+            key: (type(converted[key]), type(new[key]))
+            for key in added & set(new)
+            if type(converted[key]) is not type(new[key])
+        }
+        # The rest are the class's defaults, kept on the instance for a
+        # thread still inside safelog's handle() after uninstall().
+        assert {} == {
+            key: converted[key]
+            for key in added - set(new)
+            if getattr(safelog_class, key, object()) != converted[key]
+        }
     finally:
         fresh.close()
     safelog.uninstall()
