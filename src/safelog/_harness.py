@@ -3,11 +3,13 @@
 * :func:`start` and :func:`finish` run a child interpreter in a process group
   of its own and kill that group alone when its deadline passes, so a deadlock
   ends as an :class:`Outcome` with ``hung`` set, never as a stalled caller.
-* :func:`run_scenario` has threads log while the main thread forks children
-  that log too; :func:`wait_for_children` reaps each child by its deadline and
-  kills the ones still running then.
+* :func:`run_scenario` has :class:`LoggingThreads` log while the main thread
+  forks children that log too; :class:`ForkedChildren` (over
+  :func:`wait_for_children`) reaps each child by its deadline and kills the
+  ones still running then.
 * :func:`count_records` tallies records lost, duplicated and torn: every
-  record carries a unique id (:data:`RECORD_FORMAT`).
+  record is a line that :func:`record_line` builds from a unique id, with a
+  checksum, so a line spliced from two records never passes for one.
 
 Not public API: the demo and the tests import it; no handler ever does.
 """
@@ -26,9 +28,10 @@ import sys
 import threading
 import time
 import warnings
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, NamedTuple, NoReturn
+from typing import IO, Any, NoReturn
 
 #: Threads that log without pause while the main thread forks.
 LOGGING_THREADS = 2
@@ -39,11 +42,39 @@ RECORDS_PER_CHILD = 3
 FORK_INTERVAL = 0.02
 #: Lines of unexpected output a result keeps as a sample.
 OTHER_LINES_KEPT = 5
+#: Ids or lines of each kind (lost, torn, ...) a tally keeps as a sample.
+SAMPLE_PER_KIND = 3
 
-RECORD_FORMAT = "<<rec %s:%d>>"
-RECORD = re.compile(r"<<rec ([pc]\d+:\d+)>>")
-# A line with a piece of a record in it, but not exactly one record.
-_RECORD_PIECE = re.compile(r"<<|>>|rec [pc]|\b[pc]\d+:\d+\b")
+#: The shape of a record line (see :func:`record_line`); group 1 is its id.
+#: Only :func:`count_records` also checks that a line is the record itself.
+RECORD = re.compile(r"<<rec ([pc]\d+:\d+)\|[^|]*\|[0-9a-f]{8}>>")
+# A line with a piece of a record in it: a marker, an id or a checksum.
+_RECORD_PIECE = re.compile(r"<<|>>|rec [pc]|\b[pc]\d+:\d+\b|\|[0-9a-f]{8}\b")
+
+
+def record_line(record_id: str) -> str:
+    """The record ``record_id`` (``p<thread>:<n>`` for a thread's records,
+    ``c<child>:<n>`` for a forked child's) as one line of the log, without
+    its line end: ``<<rec ID|PADDING|CHECKSUM>>``.
+
+    A pure function of the id, so :func:`count_records` can check every line
+    by building it again.  The padding's length varies with the id, so records
+    end at every offset of a stream's buffer, and its "é" are two bytes each,
+    which a torn write can split; the CRC-32 covers id and padding."""
+    spread = zlib.crc32(record_id.encode())
+    text = f"{record_id}|{'é' * (spread % 5)}{'x' * (spread // 5 % 120)}"
+    return f"<<rec {text}|{zlib.crc32(text.encode()):08x}>>"
+
+
+def ignore_fork_warning() -> None:
+    """Ignore the DeprecationWarning Python 3.12+ gives when a process with
+    threads forks: where forking with threads is the point of the exercise,
+    it is expected, and it must not land in a log under test."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\)",
+        category=DeprecationWarning,
+    )
 
 
 # --- a child interpreter with a deadline --------------------------------------
@@ -150,107 +181,177 @@ class ScenarioResult:
     torn: int  # lines holding a piece of a record but not exactly one
     other_lines: int  # lines that are no record at all (tracebacks, warnings)
     other_sample: list[str]
+    unexpected: int = 0  # whole records of a child that hung or crashed
+    sample: list[str] = dataclasses.field(default_factory=list)  # see Tally
 
     @property
     def clean(self) -> bool:
         """Every child logged, and every record is in the log exactly once."""
         return self.logged == self.forks and not (
-            self.lost or self.duplicated or self.torn or self.other_lines
+            self.lost
+            or self.duplicated
+            or self.torn
+            or self.other_lines
+            or self.unexpected
         )
 
 
 def run_scenario(
-    handler: logging.Handler, *, forks: int, timeout: float, log_path: Path
+    handler: logging.Handler,
+    *,
+    forks: int,
+    timeout: float,
+    log_path: Path,
+    threads: int = LOGGING_THREADS,
+    records_per_child: int = RECORDS_PER_CHILD,
+    fork_interval: float = FORK_INTERVAL,
+    mixed_exits: bool = False,
 ) -> ScenarioResult:
-    """Threads log through ``handler`` while the main thread forks ``forks``
-    children that log too; wait for each child at most ``timeout`` seconds,
-    then count the records in ``log_path``, where ``handler`` writes.  Forks
-    with threads running: call it only in a process of its own."""
-    # Python 3.12+ warns that forking a multi-threaded process may deadlock
-    # the child.  Here that is the point of the exercise, so the warning is
-    # expected and kept out of the log.
-    warnings.filterwarnings(
-        "ignore",
-        message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\)",
-        category=DeprecationWarning,
-    )
+    """``threads`` threads log through ``handler`` while the main thread
+    forks ``forks`` children, ``fork_interval`` seconds apart, that log
+    ``records_per_child`` records each; wait for each child at most
+    ``timeout`` seconds, then count the records in ``log_path``, where
+    ``handler`` writes.
+
+    Children leave by ``os._exit``, as multiprocessing's do; with
+    ``mixed_exits`` every other one leaves by ``sys.exit`` instead, so its
+    atexit handlers, ``logging.shutdown`` and the finalization of all it
+    inherited run.  Forks with threads running: call it only in a process of
+    its own."""
+    ignore_fork_warning()
     logger = logging.getLogger("safelog.demo")
     logger.propagate = False
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
-
-    stop = threading.Event()
-    logged_by_thread = [0] * LOGGING_THREADS
-
-    def log_until_stopped(index: int) -> None:
-        count = 0
-        while not stop.is_set():
-            logger.info(RECORD_FORMAT, f"p{index}", count)
-            count += 1
-        logged_by_thread[index] = count
-
-    threads = [
-        threading.Thread(target=log_until_stopped, args=(index,), daemon=True)
-        for index in range(LOGGING_THREADS)
-    ]
-    for thread in threads:
-        thread.start()
-
-    child_index: dict[int, int] = {}
-    deadlines: dict[int, float] = {}
+    logging_threads = LoggingThreads(logger, threads)
+    children = ForkedChildren(timeout)
+    parent = os.getpid()
+    expected: list[str] = []
     try:
         for index in range(forks):
-            time.sleep(FORK_INTERVAL)  # let the threads get back into a write
+            time.sleep(fork_interval)  # let the threads get back into a write
             pid = os.fork()
             if pid == 0:
-                _log_in_child_and_exit(logger, index)
-            child_index[pid] = index
-            deadlines[pid] = time.monotonic() + timeout
+                normal_exit = mixed_exits and index % 2 == 1
+                _log_in_child_and_exit(logger, index, records_per_child, normal_exit)
+            children.add(pid, index)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        exit_codes = wait_for_children(deadlines)
+        # A child leaving by sys.exit unwinds through here too; the threads
+        # and the children are the parent's alone.
+        if os.getpid() == parent:
+            expected += logging_threads.stop()
+            children.wait()
     handler.flush()
     handler.close()
-
-    expected = [
-        f"p{index}:{seq}"
-        for index, count in enumerate(logged_by_thread)
-        for seq in range(count)
-    ]
-    logged = [pid for pid, code in exit_codes.items() if code == 0]
     expected += [
-        f"c{child_index[pid]}:{seq}"
-        for pid in logged
-        for seq in range(RECORDS_PER_CHILD)
+        f"c{index}:{seq}"
+        for index in children.exited_ok()
+        for seq in range(records_per_child)
     ]
-    hung = sum(1 for code in exit_codes.values() if code is None)
     tally = count_records(log_path.read_bytes().decode("utf-8", "replace"), expected)
+    return _scenario_result(forks, children, len(expected), tally)
+
+
+def _scenario_result(
+    forks: int, children: ForkedChildren, records: int, tally: Tally
+) -> ScenarioResult:
     return ScenarioResult(
         forks=forks,
-        logged=len(logged),
-        hung=hung,
-        crashed=len(exit_codes) - len(logged) - hung,
-        records=len(expected),
+        logged=len(children.exited_ok()),
+        hung=len(children.hung),
+        crashed=len(children.failed()),
+        records=records,
         lost=tally.lost,
         duplicated=tally.duplicated,
         torn=tally.torn,
         other_lines=len(tally.other),
         other_sample=tally.other[:OTHER_LINES_KEPT],
+        unexpected=tally.unexpected,
+        sample=tally.sample,
     )
 
 
-def _log_in_child_and_exit(logger: logging.Logger, index: int) -> NoReturn:
+def _log_in_child_and_exit(
+    logger: logging.Logger, index: int, records: int, normal_exit: bool
+) -> NoReturn:
     status = 1
     try:
-        for seq in range(RECORDS_PER_CHILD):
-            logger.info(RECORD_FORMAT, f"c{index}", seq)
+        for seq in range(records):
+            logger.info(record_line(f"c{index}:{seq}"))
         status = 0
     finally:
-        # Never return into the parent's code, and never flush the parent's
-        # buffers a second time at exit.
-        os._exit(status)
+        if status or not normal_exit:
+            # Never return into the parent's code, and never flush the
+            # parent's buffers a second time at exit.
+            os._exit(status)
+    sys.exit(0)
+
+
+class LoggingThreads:
+    """``count`` threads that log records ``p<thread>:<n>`` through
+    ``logger`` without pause from construction until :meth:`stop`.  Daemon
+    threads: a scenario that dies does not wait for them."""
+
+    def __init__(self, logger: logging.Logger, count: int) -> None:
+        self._stop = threading.Event()
+        self._logged = [0] * count
+        self._threads = [
+            threading.Thread(target=self._log, args=(logger, index), daemon=True)
+            for index in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _log(self, logger: logging.Logger, index: int) -> None:
+        seq = 0
+        while not self._stop.is_set():
+            logger.info(record_line(f"p{index}:{seq}"))
+            seq += 1
+            self._logged[index] = seq  # kept right even if a call raises
+
+    def stop(self) -> list[str]:
+        """Stop the threads, wait for them, and return the ids of the
+        records they logged."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        return [
+            f"p{index}:{seq}"
+            for index, count in enumerate(self._logged)
+            for seq in range(count)
+        ]
+
+
+class ForkedChildren:
+    """Children this process forked, each numbered by the caller and given
+    ``deadline`` seconds from :meth:`add` to exit.  The parent alone calls
+    :meth:`wait`; results are by number in ``exit_codes`` and ``hung``."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.exit_codes: dict[int, int] = {}
+        self.hung: list[int] = []  # killed at their deadline
+        self._running: dict[int, tuple[int, float]] = {}  # pid: number, deadline
+
+    def add(self, pid: int, number: int) -> None:
+        self._running[pid] = (number, time.monotonic() + self.deadline)
+
+    def wait(self) -> None:
+        """Reap every child added since the last call, as
+        :func:`wait_for_children` does."""
+        deadlines = {pid: deadline for pid, (_, deadline) in self._running.items()}
+        for pid, code in wait_for_children(deadlines).items():
+            number = self._running.pop(pid)[0]
+            if code is None:
+                self.hung.append(number)
+            else:
+                self.exit_codes[number] = code
+
+    def exited_ok(self) -> list[int]:
+        return sorted(number for number, code in self.exit_codes.items() if code == 0)
+
+    def failed(self) -> list[int]:
+        return sorted(number for number, code in self.exit_codes.items() if code)
 
 
 def wait_for_children(deadlines: Mapping[int, float]) -> dict[int, int | None]:
@@ -277,28 +378,71 @@ def wait_for_children(deadlines: Mapping[int, float]) -> dict[int, int | None]:
     return exit_codes
 
 
-class Tally(NamedTuple):
+# --- the tally ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Tally:
     """What :func:`count_records` found in a log."""
 
-    lost: int  # expected ids not in the log
+    lost: int  # expected ids with no whole record in the log
     duplicated: int  # extra copies of any record
     torn: int  # lines with a piece of a record that are not exactly one
-    other: list[str]  # lines with no record in them at all
+    other: list[str]  # lines with no piece of a record (tracebacks, warnings)
+    unexpected: int = 0  # whole records whose ids were not expected
+    #: A few of the ids and lines behind the counts, for a failure message.
+    #: Not compared, so a test can compare a tally with the one it expects.
+    sample: list[str] = dataclasses.field(default_factory=list, compare=False)
+
+    @property
+    def clean(self) -> bool:
+        """Every expected record is in the log exactly once, and nothing else."""
+        return not (
+            self.lost or self.duplicated or self.torn or self.other or self.unexpected
+        )
 
 
 def count_records(text: str, expected: Iterable[str]) -> Tally:
-    """Compare the log ``text`` with the record ids that should be in it."""
+    """Compare the log ``text`` with the ids of the records that should be in
+    it (see :func:`record_line`).
+
+    A line counts as a record only when it is exactly the record its id
+    names, so a line spliced from pieces of two records is torn, never a
+    record, and both records it holds pieces of are lost.  A record is
+    whole only with its line end: one after the last line end is torn.  Blank
+    lines are ignored."""
+    *lines, unterminated = text.split("\n")
     seen: collections.Counter[str] = collections.Counter()
-    torn = 0
+    torn: list[str] = []
     other: list[str] = []
-    for line in text.splitlines():
+    for line in lines:
         match = RECORD.fullmatch(line)
-        if match:
+        if match and line == record_line(match.group(1)):
             seen[match.group(1)] += 1
-        elif _RECORD_PIECE.search(line):
-            torn += 1
-        elif line.strip():
-            other.append(line)
-    lost = sum(1 for record_id in expected if record_id not in seen)
-    duplicated = sum(copies - 1 for copies in seen.values())
-    return Tally(lost, duplicated, torn, other)
+        else:
+            _sort_out(line, torn, other)
+    _sort_out(unterminated, torn, other)  # even a whole record, with no line end
+    expected_ids = set(expected)
+    lost = sorted(expected_ids - seen.keys())
+    duplicated = sorted(rid for rid, copies in seen.items() if copies > 1)
+    unexpected = sorted(seen.keys() - expected_ids)
+    found = {"lost": lost, "duplicated": duplicated, "unexpected": unexpected}
+    sample = [f"torn {line[:200]!r}" for line in torn[:SAMPLE_PER_KIND]]
+    sample += [
+        f"{kind} {rid}" for kind, ids in found.items() for rid in ids[:SAMPLE_PER_KIND]
+    ]
+    return Tally(
+        lost=len(lost),
+        duplicated=sum(copies - 1 for copies in seen.values()),
+        torn=len(torn),
+        other=other,
+        unexpected=len(unexpected),
+        sample=sample,
+    )
+
+
+def _sort_out(line: str, torn: list[str], other: list[str]) -> None:
+    if _RECORD_PIECE.search(line):
+        torn.append(line)
+    elif line.strip():
+        other.append(line)
