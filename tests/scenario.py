@@ -9,17 +9,28 @@ harness (``safelog._harness``), which the demo uses too.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import textwrap
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
 from safelog import _harness
 from safelog._harness import Outcome, finish
 
-__all__ = ["DEFAULT_TIMEOUT", "Outcome", "finish", "passed", "run", "run_ok", "start"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Outcome",
+    "finish",
+    "passed",
+    "run",
+    "run_json",
+    "run_ok",
+    "start",
+]
 
 #: Enough for every scenario on a loaded 2-core machine; a hang is far longer.
 DEFAULT_TIMEOUT = 60.0
@@ -66,3 +77,9 @@ def run_ok(code: str, **options: object) -> Outcome:
     """Run ``code`` as :func:`run` does and fail the test unless it exits 0
     in time."""
     return passed(run(code, **options))  # type: ignore[arg-type]
+
+
+def run_json(code: str, **options: object) -> Any:
+    """Run ``code`` as :func:`run_ok` does and return the JSON value it
+    printed on the last line of its stdout."""
+    return json.loads(run_ok(code, **options).stdout.strip().splitlines()[-1])

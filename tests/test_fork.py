@@ -3,12 +3,13 @@ forked child, shown against the stdlib handlers where those fail.
 
 Every scenario runs in a child interpreter (``scenario.run_ok``) with a hard
 timeout; inside it, every forked child gets a short deadline of its own and is
-killed and reported when it misses it.  The scenario prints one JSON summary
-on stdout, and the test asserts on that summary.
+killed and reported when it misses it (``ForkedChildren`` of
+``safelog._harness``).  The scenario prints one JSON summary on stdout, and the
+test asserts on that summary.
 
-Each record's body is a pure function of its id (see ``body`` in ``PRELUDE``),
-so a line that is not exactly ``"REC " + body(id)`` is torn, and counting ids
-finds records lost or written twice.
+Records are the harness's (``record_line``): each is one line that carries its
+id and a checksum, so its tally (``count_records``) finds records lost or
+written twice, and lines torn, even a line spliced from two records.
 """
 
 from __future__ import annotations
@@ -21,29 +22,29 @@ from typing import Any
 import pytest
 
 import scenario
+from safelog._harness import ScenarioResult, Tally
 
-#: Shared by every scenario here: the record shape, its checker, and the
-#: bookkeeping for forked children with deadlines.
+#: Shared by every scenario here: the harness, a summary line, and a pipe.
 PRELUDE = """
-import collections, io, json, logging, os, re, sys, threading, time
-import warnings, zlib
+import dataclasses, io, json, logging, os, pathlib, sys, threading, time
 
 import safelog
-from safelog._harness import wait_for_children
-
-# These scenarios fork while threads run on purpose; 3.12+ warns about exactly
-# that.  Ignored here (not turned into an error) so that it never lands in a
-# log file under test either.
-warnings.filterwarnings(
-    "ignore", message=r"This process .* is multi-threaded", category=DeprecationWarning
+from safelog._harness import (
+    ForkedChildren, LoggingThreads, count_records, ignore_fork_warning,
+    record_line, run_scenario,
 )
 
+# These scenarios fork while threads run on purpose; 3.12+ warns about exactly
+# that.  Ignored (not turned into an error) so that it never lands in a log
+# file under test either.
+ignore_fork_warning()
 
-def body(rid):
-    # A pure function of the id: any torn or spliced line fails to match.
-    payload = "é" * (len(rid) % 5) + "x" * (zlib.crc32(rid.encode()) % 120)
-    text = rid + "|" + payload
-    return f"{text}|{zlib.crc32(text.encode()):08x}"
+
+def print_summary(tally=None, **fields):
+    # The last line of stdout, which the test reads.
+    if tally is not None:
+        fields["tally"] = dataclasses.asdict(tally)
+    print(json.dumps(fields))
 
 
 def buffered_pipe_stream(target):
@@ -62,82 +63,6 @@ def buffered_pipe_stream(target):
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)
     return read_end, sys.stderr, restore_stderr
-
-
-def start_logging_threads(log, count):
-    # `count` threads log records p<t>-<i> until `stop` is set; logged[t] is
-    # how many thread t logged.
-    stop = threading.Event()
-    logged = [0] * count
-
-    def chatter(t):
-        i = 0
-        while not stop.is_set() and i < 1_000_000:  # a bound, never reached
-            log.info("%s", body(f"p{t}-{i}"))
-            i += 1
-            logged[t] = i
-
-    threads = [threading.Thread(target=chatter, args=(t,)) for t in range(count)]
-    for thread in threads:
-        thread.start()
-    return stop, logged, threads
-
-
-def summarize(text, expected, **extra):
-    counts = collections.Counter()
-    torn = []
-    lines = text.split("\\n")
-    if lines[-1]:
-        torn.append(lines[-1])  # the file must end with a whole record
-    for line in lines[:-1]:
-        rid = line[4:].split("|", 1)[0]
-        if line.startswith("REC ") and line[4:] == body(rid):
-            counts[rid] += 1
-        else:
-            torn.append(line)
-    missing = sorted(expected - counts.keys())
-    duplicated = sorted(rid for rid, n in counts.items() if n > 1)
-    unexpected = sorted(counts.keys() - expected)
-    return {
-        "records": sum(counts.values()),
-        "expected": len(expected),
-        "torn": len(torn),
-        "missing": len(missing),
-        "duplicated": len(duplicated),
-        "unexpected": len(unexpected),
-        "samples": {
-            "torn": [line[:200] for line in torn[:5]],
-            "missing": missing[:5],
-            "duplicated": duplicated[:5],
-            "unexpected": unexpected[:5],
-        },
-        **extra,
-    }
-
-
-class Children:
-    # Forked children, each given `deadline` seconds from its fork to exit;
-    # one that misses it is killed and reported as hung.
-    def __init__(self, deadline):
-        self.deadline = deadline
-        self.running = {}  # pid: (label, deadline)
-        self.exit_codes = {}
-        self.hung = []
-
-    def add(self, pid, label):
-        self.running[pid] = (label, time.monotonic() + self.deadline)
-
-    def wait(self):
-        deadlines = {pid: deadline for pid, (_, deadline) in self.running.items()}
-        for pid, code in wait_for_children(deadlines).items():
-            label = self.running.pop(pid)[0]
-            if code is None:
-                self.hung.append(label)
-            else:
-                self.exit_codes[label] = code
-
-    def failed(self):
-        return sorted(label for label, code in self.exit_codes.items() if code)
 """
 
 #: A buffered stdio in the scenario interpreter, whatever the machine sets.
@@ -150,72 +75,45 @@ BUFFERED_STDIO: dict[str, str | None] = {
 #: load it takes well under a second, and a deadlocked one never finishes.
 CHILD_DEADLINE = 5.0
 
-COUNTS = ("torn", "missing", "duplicated", "unexpected")
+#: Every expected record in the log exactly once, and nothing else.
+CLEAN = Tally(lost=0, duplicated=0, torn=0, other=[])
 
 
-def run_scenario(code: str, **options: Any) -> dict[str, Any]:
+def run_summary(code: str, **options: Any) -> dict[str, Any]:
     """Run PRELUDE + ``code`` and return the JSON summary it printed last."""
-    outcome = scenario.run_ok(PRELUDE + textwrap.dedent(code), **options)
-    summary: dict[str, Any] = json.loads(outcome.stdout.strip().splitlines()[-1])
+    summary: dict[str, Any] = scenario.run_json(
+        PRELUDE + textwrap.dedent(code), **options
+    )
     return summary
 
 
-def counts_of(summary: dict[str, Any]) -> dict[str, int]:
-    return {name: summary[name] for name in COUNTS}
+def assert_clean(summary: dict[str, Any]) -> None:
+    """No child hung or failed, and the tally found every record once."""
+    assert ([], []) == (summary["hung"], summary["failed"]), summary
+    tally = Tally(**summary["tally"])
+    assert CLEAN == tally, tally.sample
 
 
 # -- 1. threads log while the main thread forks ---------------------------------
 
 TORTURE = """
-KIND, FORKS, THREADS, PER_CHILD = {kind!r}, {forks}, {threads}, {per_child}
-path = {path!r}
-if KIND == "file":
+kind, path = {kind!r}, {path!r}
+if kind == "file":
     handler = safelog.FileHandler(path, encoding="utf-8")
-elif KIND == "stream":
+elif kind == "stream":
     handler = safelog.StreamHandler(open(path, "a", encoding="utf-8"))
 else:  # "stderr": as with `2>file`, a description shared by all processes
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd, 2)
     os.close(fd)
     handler = safelog.StreamHandler(sys.stderr)
-handler.setFormatter(logging.Formatter("REC %(message)s"))
-log = logging.getLogger("torture")
-log.addHandler(handler)
-log.setLevel(logging.INFO)
-log.propagate = False
-
-stop, logged, threads = start_logging_threads(log, THREADS)
-children = Children({deadline})
-started = time.monotonic()
-for k in range(FORKS):
-    pid = os.fork()
-    if pid == 0:
-        for i in range(PER_CHILD):
-            log.info("%s", body(f"c{{k}}-{{i}}"))
-        if k % 2:
-            sys.exit(0)  # a normal exit: atexit, logging.shutdown, finalization
-        os._exit(0)  # as multiprocessing's children leave
-    children.add(pid, k)
-    time.sleep(0.003)
-children.wait()
-stop.set()
-for thread in threads:
-    thread.join()
-handler.close()
-if KIND == "stream":
-    handler.stream.close()
-with open(path, encoding="utf-8", newline="") as f:
-    text = f.read()
-expected = {{f"p{{t}}-{{i}}" for t in range(THREADS) for i in range(logged[t])}}
-expected |= {{
-    f"c{{k}}-{{i}}"
-    for k, code in children.exit_codes.items() if code == 0
-    for i in range(PER_CHILD)
-}}
-print(json.dumps(summarize(
-    text, expected, hung=children.hung, failed=children.failed(),
-    seconds=round(time.monotonic() - started, 2),
-)))
+# mixed_exits: half the children leave by sys.exit (atexit, logging.shutdown,
+# finalization), the others by os._exit, as multiprocessing's children do.
+result = run_scenario(
+    handler, forks={forks}, timeout={deadline}, log_path=pathlib.Path(path),
+    threads=3, records_per_child=5, fork_interval=0.003, mixed_exits=True,
+)
+print_summary(**dataclasses.asdict(result))
 """
 
 
@@ -223,15 +121,13 @@ def check_torture(tmp_path: Path, kind: str, forks: int) -> None:
     code = TORTURE.format(
         kind=kind,
         forks=forks,
-        threads=3,
-        per_child=5,
         path=str(tmp_path / "torture.log"),
         deadline=CHILD_DEADLINE,
     )
-    summary = run_scenario(code, env=BUFFERED_STDIO, timeout=240)
-    assert ([], []) == (summary["hung"], summary["failed"]), summary
-    assert dict.fromkeys(COUNTS, 0) == counts_of(summary), summary["samples"]
-    assert summary["expected"] == summary["records"]
+    result = ScenarioResult(**run_summary(code, env=BUFFERED_STDIO, timeout=240))
+    assert forks == result.forks
+    assert result.records > forks * 5, "the threads logged nothing"
+    assert result.clean, result
 
 
 HANDLER_KINDS = pytest.mark.parametrize("kind", ["file", "stream", "stderr"])
@@ -257,22 +153,20 @@ BUSY_STREAM = """
 TARGET, HANDLER, FORKS, STOP_AT_FIRST_HANG = {target!r}, {handler!r}, {forks}, {stop}
 read_end, stream, close_write_end = buffered_pipe_stream(TARGET)
 
-kept = []
+received = []
 
 
 def drain():
-    # Reads everything, keeps all but the printer's x's.
+    # Reads everything, keeps all but the printer's dots (records have none).
     while True:
         data = os.read(read_end, 1 << 16)
         if not data:
             return
-        data = data.replace(b"x", b"")
-        if data.strip(b"\\n"):
-            kept.append(data)
+        received.append(data.replace(b".", b""))
 
 
 stop = threading.Event()
-chunk = "x" * (1 << 16)
+chunk = "." * (1 << 16)
 
 
 def printer():
@@ -298,13 +192,13 @@ drainer.start()
 busy = threading.Thread(target=printer)
 busy.start()
 time.sleep(0.05)
-children = Children({deadline})
+children = ForkedChildren({deadline})
 forks = 0
 for k in range(FORKS):
     forks += 1
     pid = os.fork()
     if pid == 0:
-        log.warning("[child %d ok]", k)
+        log.warning(record_line(f"c{{k}}:0"))
         os._exit(0)
     children.add(pid, k)
     children.wait()
@@ -314,16 +208,11 @@ stop.set()
 busy.join()
 close_write_end()
 drainer.join(10)
-seen = collections.Counter(
-    int(n) for n in re.findall(rb"\\[child (\\d+) ok\\]", b"".join(kept))
+tally = count_records(
+    b"".join(received).decode("utf-8", "replace"),
+    [f"c{{k}}:0" for k in children.exited_ok()],
 )
-not_once = sorted(
-    k for k, code in children.exit_codes.items() if code == 0 and seen[k] != 1
-)
-print(json.dumps({{
-    "forks": forks, "hung": children.hung, "failed": children.failed(),
-    "not_once": not_once,
-}}))
+print_summary(tally, forks=forks, hung=children.hung, failed=children.failed())
 """
 
 
@@ -333,7 +222,7 @@ def run_busy_stream(
     code = BUSY_STREAM.format(
         target=target, handler=handler, forks=forks, stop=stop, deadline=deadline
     )
-    return run_scenario(code, env=BUFFERED_STDIO)
+    return run_summary(code, env=BUFFERED_STDIO)
 
 
 BUSY_TARGETS = pytest.mark.parametrize("target", ["file-object", "stderr"])
@@ -347,7 +236,8 @@ def test_child_logs_while_thread_holds_stream_buffer_lock(target: str) -> None:
     summary = run_busy_stream(
         target, "safelog", forks=30, stop=False, deadline=CHILD_DEADLINE
     )
-    assert {"forks": 30, "hung": [], "failed": [], "not_once": []} == summary
+    assert 30 == summary["forks"]
+    assert_clean(summary)
 
 
 @BUSY_TARGETS
@@ -362,23 +252,18 @@ def test_stdlib_streamhandler_child_hangs_comparison(target: str) -> None:
 # -- 3. a record in flight at fork is written twice -----------------------------
 
 IN_FLIGHT = """
-STREAM, HANDLER, FORKS, STOP_AT_FIRST_DUPLICATE, BUDGET = (
-    {stream!r}, {handler!r}, {forks}, {stop}, {budget}
-)
-path = {path!r}
+STREAM, FORKS, BUDGET, path = {stream!r}, {forks}, {budget}, {path!r}
 # Switch threads as often as possible, so forks land anywhere in an emit();
 # on one CPU, forks land between write() and flush() about twice as often.
 os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})
 sys.setswitchinterval(1e-6)
 if STREAM == "text-layer":
-    # Buffers in the text layer only: no io lock, so a stdlib child can only
-    # duplicate, never hang, and the duplicate shows every time it happens.
+    # A record in flight waits in the text layer only: no BufferedWriter
+    # below it, so no io lock either.
     stream = io.TextIOWrapper(io.FileIO(path, "a"), encoding="utf-8")
 else:
     stream = open(path, "a", encoding="utf-8")
-handler_class = safelog.StreamHandler if HANDLER == "safelog" else logging.StreamHandler
-handler = handler_class(stream)
-handler.setFormatter(logging.Formatter("REC %(message)s"))
+handler = safelog.StreamHandler(stream)
 log = logging.getLogger("inflight")
 log.addHandler(handler)
 log.setLevel(logging.INFO)
@@ -396,7 +281,7 @@ def chatter():
         if not active[0]:
             time.sleep(0.0005)
             continue
-        log.info("%s", body(f"p0-{{i}}"))
+        log.info(record_line(f"p0:{{i}}"))
         i += 1
         logged[0] = i
 
@@ -404,53 +289,40 @@ def chatter():
 thread = threading.Thread(target=chatter)
 thread.start()
 time.sleep(0.02)
-children = Children({deadline})
-seen = collections.Counter()
-offset, rest = 0, b""
-duplicate_seen = False
+children = ForkedChildren({deadline})
 forks = 0
 started = time.monotonic()
 while forks < FORKS and time.monotonic() - started < BUDGET:
-    forks += 1
     active[0] = True
     time.sleep(0.002)
     pid = os.fork()
     active[0] = False
     if pid == 0:
-        log.info("%s", body(f"c{{forks}}-0"))
+        log.info(record_line(f"c{{forks}}:0"))
         sys.exit(0)  # a normal exit flushes what the child holds
     children.add(pid, forks)
     children.wait()
-    if STOP_AT_FIRST_DUPLICATE:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = rest + f.read()
-        offset += len(data) - len(rest)
-        *lines, rest = data.split(b"\\n")
-        seen.update(lines)
-        if any(seen[line] > 1 for line in lines):
-            break
+    forks += 1
 stop.set()
 thread.join()
 handler.close()
 stream.close()
-with open(path, encoding="utf-8", newline="") as f:
-    text = f.read()
-expected = {{f"p0-{{i}}" for i in range(logged[0])}}
-expected |= {{f"c{{k}}-0" for k, code in children.exit_codes.items() if code == 0}}
-print(json.dumps(summarize(
-    text, expected, forks=forks, hung=children.hung, failed=children.failed(),
-)))
+with open(path, "rb") as f:
+    text = f.read().decode("utf-8", "replace")
+expected = [f"p0:{{i}}" for i in range(logged[0])]
+expected += [f"c{{k}}:0" for k in children.exited_ok()]
+print_summary(
+    count_records(text, expected),
+    forks=forks, hung=children.hung, failed=children.failed(),
+)
 """
 
 
-def run_in_flight(
-    tmp_path: Path, stream: str, handler: str, **options: Any
-) -> dict[str, Any]:
+def run_in_flight(tmp_path: Path, stream: str, **options: Any) -> dict[str, Any]:
     code = IN_FLIGHT.format(
-        stream=stream, handler=handler, path=str(tmp_path / "inflight.log"), **options
+        stream=stream, path=str(tmp_path / "inflight.log"), **options
     )
-    return run_scenario(code, env=BUFFERED_STDIO, timeout=150)
+    return run_summary(code, env=BUFFERED_STDIO, timeout=150)
 
 
 STALLED_FLUSH = """
@@ -477,7 +349,7 @@ def flush_after_a_pause():
 
 
 handler.flush = flush_after_a_pause
-children = Children(5.0)
+children = ForkedChildren(5.0)
 for number in range(5):
     in_window.clear()
     thread = threading.Thread(target=log.info, args=(f"parent {{number}}",))
@@ -493,10 +365,9 @@ handler.close()
 stream.close()
 with open(path, encoding="utf-8") as f:
     lines = f.read().splitlines()
-print(json.dumps({{
-    "hung": children.hung,
-    "times_written": [lines.count(f"parent {{n}}") for n in range(5)],
-}}))
+print_summary(
+    hung=children.hung, times_written=[lines.count(f"parent {{n}}") for n in range(5)]
+)
 """
 
 
@@ -508,7 +379,7 @@ def run_stalled_flush(tmp_path: Path, handler: str) -> dict[str, Any]:
     code = STALLED_FLUSH.format(
         handler=handler, path=str(tmp_path / "stalled.log"), pause=pause
     )
-    return run_scenario(code, env=BUFFERED_STDIO)
+    return run_summary(code, env=BUFFERED_STDIO)
 
 
 def test_stdlib_streamhandler_duplicates_record_in_flight_comparison(
@@ -537,16 +408,9 @@ def test_no_record_in_flight_is_duplicated(tmp_path: Path, stream: str) -> None:
     """The scenario that makes the stdlib write a record twice: with safelog's
     StreamHandler nothing is duplicated, lost or torn, and no child hangs."""
     summary = run_in_flight(
-        tmp_path,
-        stream,
-        "safelog",
-        forks=60,
-        stop=False,
-        budget=100.0,
-        deadline=CHILD_DEADLINE,
+        tmp_path, stream, forks=60, budget=100.0, deadline=CHILD_DEADLINE
     )
-    assert ([], []) == (summary["hung"], summary["failed"]), summary
-    assert dict.fromkeys(COUNTS, 0) == counts_of(summary), summary["samples"]
+    assert_clean(summary)
 
 
 @pytest.mark.torture
@@ -554,16 +418,9 @@ def test_no_record_in_flight_is_duplicated(tmp_path: Path, stream: str) -> None:
 def test_no_record_in_flight_is_duplicated_torture(tmp_path: Path, stream: str) -> None:
     """As above, over 400 forks."""
     summary = run_in_flight(
-        tmp_path,
-        stream,
-        "safelog",
-        forks=400,
-        stop=False,
-        budget=120.0,
-        deadline=CHILD_DEADLINE,
+        tmp_path, stream, forks=400, budget=120.0, deadline=CHILD_DEADLINE
     )
-    assert ([], []) == (summary["hung"], summary["failed"]), summary
-    assert dict.fromkeys(COUNTS, 0) == counts_of(summary), summary["samples"]
+    assert_clean(summary)
 
 
 # -- 4. a fork that outlasts the fork timeout -----------------------------------
@@ -598,20 +455,18 @@ reader = threading.Thread(
     target=lambda: received.extend(iter(lambda: os.read(read_end, 1 << 16), b""))
 )
 reader.start()
-children = Children({deadline})
-children.add(pid, "child")
+children = ForkedChildren({deadline})
+children.add(pid, 0)
 children.wait()
 stuck.join()
 handler.close()
 close_write_end()
 reader.join(10)
 data = b"".join(received)
-print(json.dumps({{
-    "hung": children.hung,
-    "exit_codes": children.exit_codes,
-    "stuck": data.count(b"[stuck record]"),
-    "child": data.count(b"[child record]"),
-}}))
+print_summary(
+    hung=children.hung, failed=children.failed(),
+    stuck=data.count(b"[stuck record]"), child=data.count(b"[child record]"),
+)
 """
 
 
@@ -622,45 +477,37 @@ def test_fork_that_outlasts_timeout_writes_nothing_twice(target: str) -> None:
     holds too: the fork goes ahead.  The child logs at once, exits normally
     (which flushes and finalizes the inherited stream) without waiting on that
     lock or writing the parent's record again; every record arrives once."""
-    summary = run_scenario(
+    summary = run_summary(
         OUTLASTED.format(target=target, deadline=CHILD_DEADLINE), env=BUFFERED_STDIO
     )
-    expected = {"hung": [], "exit_codes": {"child": 0}, "stuck": 1, "child": 1}
-    assert expected == summary
+    assert {"hung": [], "failed": [], "stuck": 1, "child": 1} == summary
 
 
 # -- 5. multiprocessing: fork, forkserver and spawn children, one file ----------
 
 MP_MODULE = """
 import logging
-import zlib
 
 import safelog
-
-
-def body(rid):
-    payload = "é" * (len(rid) % 5) + "x" * (zlib.crc32(rid.encode()) % 120)
-    text = rid + "|" + payload
-    return f"{text}|{zlib.crc32(text.encode()):08x}"
+from safelog._harness import record_line
 
 
 def configure(path):
     # The one configuration: the parent runs it, and so does every spawned or
     # forkserver child (a forked child inherits it).
     handler = safelog.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("REC %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     return handler
 
 
-def work(path, method, index, count, configure_first):
+def work(path, index, count, configure_first):
     if configure_first:
         configure(path)
     log = logging.getLogger("mp.child")
     for i in range(count):
-        log.info("%s", body(f"{method}{index}-{i}"))
+        log.info(record_line(f"c{index}:{i}"))
 """
 
 MP_SCENARIO = """
@@ -669,16 +516,14 @@ import multiprocessing
 sys.path.insert(0, os.getcwd())
 import mp_children
 
-METHOD, PROCESSES, PER_PROCESS, THREADS = {method!r}, {processes}, {per_process}, 2
+METHOD, PROCESSES, PER_PROCESS = {method!r}, {processes}, {per_process}
 path = os.path.join(os.getcwd(), "mp.log")
 handler = mp_children.configure(path)
-log = logging.getLogger("mp.parent")
-stop, logged, threads = start_logging_threads(log, THREADS)
+threads = LoggingThreads(logging.getLogger("mp.parent"), 2)
 context = multiprocessing.get_context(METHOD)
 processes = [
     context.Process(
-        target=mp_children.work,
-        args=(path, METHOD, n, PER_PROCESS, METHOD != "fork"),
+        target=mp_children.work, args=(path, n, PER_PROCESS, METHOD != "fork")
     )
     for n in range(PROCESSES)
 ]
@@ -694,29 +539,24 @@ for n, process in enumerate(processes):
         hung.append(n)
     elif process.exitcode != 0:
         failed.append(n)
-stop.set()
-for thread in threads:
-    thread.join()
+expected = threads.stop()
 handler.close()
-with open(path, encoding="utf-8", newline="") as f:
-    text = f.read()
-expected = {{f"p{{t}}-{{i}}" for t in range(THREADS) for i in range(logged[t])}}
-expected |= {{
-    f"{{METHOD}}{{n}}-{{i}}"
+with open(path, "rb") as f:
+    text = f.read().decode("utf-8", "replace")
+expected += [
+    f"c{{n}}:{{i}}"
     for n in range(PROCESSES) if n not in hung + failed
     for i in range(PER_PROCESS)
-}}
-print(json.dumps(summarize(text, expected, hung=hung, failed=failed)))
+]
+print_summary(count_records(text, expected), hung=hung, failed=failed)
 """
 
 
 def check_multiprocessing(tmp_path: Path, method: str, processes: int) -> None:
     (tmp_path / "mp_children.py").write_text(MP_MODULE, encoding="utf-8")
     code = MP_SCENARIO.format(method=method, processes=processes, per_process=300)
-    summary = run_scenario(code, cwd=tmp_path, env=BUFFERED_STDIO, timeout=120)
-    assert ([], []) == (summary["hung"], summary["failed"]), summary
-    assert dict.fromkeys(COUNTS, 0) == counts_of(summary), summary["samples"]
-    assert summary["expected"] == summary["records"]
+    summary = run_summary(code, cwd=tmp_path, env=BUFFERED_STDIO, timeout=120)
+    assert_clean(summary)
 
 
 START_METHODS = pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
@@ -755,12 +595,12 @@ pid = os.fork()
 if pid == 0:
     log.warning("child café ✓ %s", "世界")
     os._exit(0)
-children = Children(5.0)
-children.add(pid, "child")
+children = ForkedChildren(5.0)
+children.add(pid, 0)
 children.wait()
 log.warning("parent again")
 stream.close()
-print(json.dumps({{"hung": children.hung, "failed": children.failed()}}))
+print_summary(hung=children.hung, failed=children.failed())
 """
 
 
@@ -783,7 +623,7 @@ def test_child_writes_same_bytes_as_stdlib(
     code = CHILD_BYTES.format(
         path=str(path), encoding=encoding, errors=errors, terminator=terminator
     )
-    summary = run_scenario(code)
+    summary = run_summary(code)
     assert {"hung": [], "failed": []} == summary
     expected = f"parent\nchild café ✓ 世界{terminator}parent again{terminator}"
     reference = tmp_path / "reference.log"
@@ -804,12 +644,12 @@ pid = os.fork()
 if pid == 0:
     log.warning("child")
     os._exit(0)
-children = Children(5.0)
-children.add(pid, "child")
+children = ForkedChildren(5.0)
+children.add(pid, 0)
 children.wait()
 log.warning("parent")
 handler.stream.close()
-print(json.dumps({{"hung": children.hung, "failed": children.failed()}}))
+print_summary(hung=children.hung, failed=children.failed())
 """
 
 
