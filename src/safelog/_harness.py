@@ -42,39 +42,6 @@ RECORDS_PER_CHILD = 3
 FORK_INTERVAL = 0.02
 #: Lines of unexpected output a result keeps as a sample.
 OTHER_LINES_KEPT = 5
-#: Ids or lines of each kind (lost, torn, ...) a tally keeps as a sample.
-SAMPLE_PER_KIND = 3
-
-#: The shape of a record line (see :func:`record_line`); group 1 is its id.
-#: Only :func:`count_records` also checks that a line is the record itself.
-RECORD = re.compile(r"<<rec ([pc]\d+:\d+)\|[^|]*\|[0-9a-f]{8}>>")
-# A line with a piece of a record in it: a marker, an id or a checksum.
-_RECORD_PIECE = re.compile(r"<<|>>|rec [pc]|\b[pc]\d+:\d+\b|\|[0-9a-f]{8}\b")
-
-
-def record_line(record_id: str) -> str:
-    """The record ``record_id`` (``p<thread>:<n>`` for a thread's records,
-    ``c<child>:<n>`` for a forked child's) as one line of the log, without
-    its line end: ``<<rec ID|PADDING|CHECKSUM>>``.
-
-    A pure function of the id, so :func:`count_records` can check every line
-    by building it again.  The padding's length varies with the id, so records
-    end at every offset of a stream's buffer, and its "é" are two bytes each,
-    which a torn write can split; the CRC-32 covers id and padding."""
-    spread = zlib.crc32(record_id.encode())
-    text = f"{record_id}|{'é' * (spread % 5)}{'x' * (spread // 5 % 120)}"
-    return f"<<rec {text}|{zlib.crc32(text.encode()):08x}>>"
-
-
-def ignore_fork_warning() -> None:
-    """Ignore the DeprecationWarning Python 3.12+ gives when a process with
-    threads forks: where forking with threads is the point of the exercise,
-    it is expected, and it must not land in a log under test."""
-    warnings.filterwarnings(
-        "ignore",
-        message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\)",
-        category=DeprecationWarning,
-    )
 
 
 # --- a child interpreter with a deadline --------------------------------------
@@ -167,6 +134,17 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
 # --- threads log while the main thread forks ----------------------------------
 
 
+def ignore_fork_warning() -> None:
+    """Ignore the DeprecationWarning Python 3.12+ gives when a process with
+    threads forks: where forking with threads is the point of the exercise,
+    it is expected, and it must not land in a log under test."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\)",
+        category=DeprecationWarning,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class ScenarioResult:
     """What :func:`run_scenario` counted."""
@@ -181,7 +159,7 @@ class ScenarioResult:
     torn: int  # lines holding a piece of a record but not exactly one
     other_lines: int  # lines that are no record at all (tracebacks, warnings)
     other_sample: list[str]
-    unexpected: int = 0  # whole records of a child that hung or crashed
+    unexpected: int = 0  # records no one should have logged (see Tally)
     sample: list[str] = dataclasses.field(default_factory=list)  # see Tally
 
     @property
@@ -216,8 +194,8 @@ def run_scenario(
     Children leave by ``os._exit``, as multiprocessing's do; with
     ``mixed_exits`` every other one leaves by ``sys.exit`` instead, so its
     atexit handlers, ``logging.shutdown`` and the finalization of all it
-    inherited run.  Forks with threads running: call it only in a process of
-    its own."""
+    inherited run (and it unwinds through the caller's code on its way out).
+    Forks with threads running: call it only in a process of its own."""
     ignore_fork_warning()
     logger = logging.getLogger("safelog.demo")
     logger.propagate = False
@@ -378,7 +356,30 @@ def wait_for_children(deadlines: Mapping[int, float]) -> dict[int, int | None]:
     return exit_codes
 
 
-# --- the tally ------------------------------------------------------------------
+# --- records and their tally -------------------------------------------------
+
+#: Ids or lines of each kind (lost, torn, ...) a tally keeps as a sample.
+SAMPLE_PER_KIND = 3
+
+#: The shape of a record line (see :func:`record_line`); group 1 is its id.
+#: Only :func:`count_records` also checks that a line is the record itself.
+RECORD = re.compile(r"<<rec ([pc]\d+:\d+)\|[^|]*\|[0-9a-f]{8}>>")
+# A line with a piece of a record in it: a marker, an id or a checksum.
+_RECORD_PIECE = re.compile(r"<<|>>|rec [pc]|\b[pc]\d+:\d+\b|\|[0-9a-f]{8}\b")
+
+
+def record_line(record_id: str) -> str:
+    """The record ``record_id`` (``p<thread>:<n>`` for a thread's records,
+    ``c<child>:<n>`` for a forked child's) as one line of the log, without
+    its line end: ``<<rec ID|PADDING|CHECKSUM>>``.
+
+    A pure function of the id, so :func:`count_records` can check every line
+    by building it again.  The padding's length varies with the id, so records
+    end at every offset of a stream's buffer, and its "é" are two bytes each,
+    which a torn write can split; the CRC-32 covers id and padding."""
+    spread = zlib.crc32(record_id.encode())
+    text = f"{record_id}|{'é' * (spread % 5)}{'x' * (spread // 5 % 120)}"
+    return f"<<rec {text}|{zlib.crc32(text.encode()):08x}>>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,9 +409,9 @@ def count_records(text: str, expected: Iterable[str]) -> Tally:
 
     A line counts as a record only when it is exactly the record its id
     names, so a line spliced from pieces of two records is torn, never a
-    record, and both records it holds pieces of are lost.  A record is
-    whole only with its line end: one after the last line end is torn.  Blank
-    lines are ignored."""
+    record, and both records it holds pieces of are lost.  A record is whole
+    only with its line end: one after the last line end is torn.  Blank lines
+    are ignored."""
     *lines, unterminated = text.split("\n")
     seen: collections.Counter[str] = collections.Counter()
     torn: list[str] = []
