@@ -9,7 +9,7 @@ import pytest
 
 import safelog
 import scenario
-from safelog import _demo, _harness
+from safelog import _demo
 from safelog.__main__ import main
 
 
@@ -39,28 +39,6 @@ def test_demo_reports_both_runs_and_safelog_is_clean() -> None:
             sum(line.startswith(f"  stdlib logging.{handler}") for line in lines) == 1
         )
     assert "safelog's handler waits briefly for the handler lock" in outcome.stdout
-
-
-def test_count_records_finds_lost_duplicated_torn_and_other_lines() -> None:
-    """A missing, a doubled and a torn record and a stray line are each counted."""
-    log = "\n".join(
-        [
-            "<<rec p0:0>>",
-            "<<rec p0:1>>",
-            "<<rec p0:1>>",
-            "<<rec c3:0<<rec c3:1>>",
-            "Traceback (most recent call last):",
-        ]
-    )
-
-    tally = _harness.count_records(log, ["p0:0", "p0:1", "p0:2"])
-
-    assert (
-        _harness.Tally(
-            lost=1, duplicated=1, torn=1, other=["Traceback (most recent call last):"]
-        )
-        == tally
-    )
 
 
 def _result(**changes: object) -> _demo.ScenarioResult:
