@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -81,6 +82,51 @@ def test_strict_errors_raise() -> None:
         stream.write("é")
     os.close(read_fd)
     os.close(write_fd)
+
+
+def test_write_records_one_write_on_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records written together reach a regular file in one os.write, with
+    the bytes of writing them one by one."""
+    path = tmp_path / "out.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    stream = DescriptorStream(fd, encoding="utf-8")
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def recording(to: int, data: bytes) -> int:
+        writes.append(bytes(data))
+        return real_write(to, data)
+
+    monkeypatch.setattr(os, "write", recording)
+    texts = [f"record {n} é\n" for n in range(50)]
+    stream.write_records(texts, failed=lambda index: pytest.fail(str(index)))
+    monkeypatch.undo()
+    os.close(fd)
+    assert "".join(texts).encode() == path.read_bytes()
+    assert 1 == len(writes)
+
+
+def test_write_records_reports_each_failure_inside_except(tmp_path: Path) -> None:
+    """A text that does not encode, and the texts of a failed write, go to
+    ``failed`` with their index while the error is being handled (as
+    handleError reads it); the other texts are still written, in order."""
+    path = tmp_path / "out.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    stream = DescriptorStream(fd, encoding="ascii")
+    failures: list[tuple[int, type[BaseException] | None]] = []
+
+    def failed(index: int) -> None:
+        failures.append((index, sys.exc_info()[0]))
+
+    stream.write_records(["a\n", "é\n", "b\n"], failed=failed)
+    assert "a\nb\n" == path.read_text("ascii")
+    assert [(1, UnicodeEncodeError)] == failures
+    os.close(fd)
+    failures.clear()
+    stream.write_records(["c\n", "d\n"], failed=failed)  # EBADF
+    assert [(0, OSError), (1, OSError)] == failures
 
 
 def test_closed_stream_refuses_writes_and_leaves_foreign_fd_open() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
-import itertools
 import logging
 import os
 import socket
@@ -601,12 +600,6 @@ class FileHandler(ForkSafeHandler, _FileHandlerBase):
         return cast(io.TextIOWrapper, stream)
 
 
-# A batch of long records (tracebacks) is written in several writes of whole
-# records, each at most about this long (a longer record alone), rather than
-# copied into one buffer.
-_JOINED_MAX = 1 << 20
-
-
 def write_batch(
     handler: logging.Handler,
     records: Sequence[logging.LogRecord],
@@ -623,12 +616,10 @@ def write_batch(
     :class:`DescriptorStream` (a FileHandler's once open, a StreamHandler's
     in a forked child).  Then each record goes through ``filter()`` as in
     ``handle()``; under one acquisition of the handler lock each record that
-    passed is formatted and encoded in order, and they are written whole and
-    in order: in one ``os.write`` on a regular file (``O_APPEND`` places it
-    at the end in one piece), in writes of at most ``PIPE_BUF`` bytes on a
-    pipe (a longer record alone, as before), so another process's write
-    never lands inside a record.  The bytes are those that ``handle()``
-    writes record by record.  A record that fails to format or encode goes
+    passed is formatted in order, and they are written whole and in order by
+    :meth:`DescriptorStream.write_records`, so another process's write never
+    lands inside a record.  The bytes are those that ``handle()`` writes
+    record by record.  A record that fails to format or encode goes
     to ``handleError`` and the others are still written; a failed write
     goes to ``handleError`` for each record in it.  ``reported`` is what
     counts as a failure of one record (the writer thread passes
@@ -717,71 +708,12 @@ def _write_whole_records(
             continue
         texts.append(text)
         formatted.append(record)
-    if not texts:
-        return
-    limit = stream._whole_write_limit()
-    if limit is None:  # a regular file: O_APPEND keeps any write whole
-        if sum(map(len, texts)) <= _JOINED_MAX:
-            data = stream._encode_joined(texts)
-            if data is not None:
-
-                def record_ends() -> list[int]:  # on a failed write only
-                    lengths = [len(stream._encode(text)) for text in texts]
-                    return list(itertools.accumulate(lengths))
-
-                _write_encoded(handler, stream, data, record_ends, formatted, reported)
-                return
-        limit = _JOINED_MAX
-    # One by one: a record that does not encode fails alone, a pipe gets
-    # writes it keeps whole, and long records are not copied all at once.
-    pieces: list[bytes] = []
-    in_pieces: list[logging.LogRecord] = []
-    size = 0
-    for text, record in zip(texts, formatted):
-        try:
-            data = stream._encode(text)
-        except reported:
-            _report_error(handler, record)
-            continue
-        if limit is not None and pieces and size + len(data) > limit:
-            _write_pieces(handler, stream, pieces, in_pieces, reported)
-            pieces, in_pieces, size = [], [], 0
-        pieces.append(data)
-        in_pieces.append(record)
-        size += len(data)
-    if pieces:
-        _write_pieces(handler, stream, pieces, in_pieces, reported)
-
-
-def _write_pieces(
-    handler: logging.Handler,
-    stream: DescriptorStream,
-    pieces: list[bytes],
-    records: list[logging.LogRecord],
-    reported: type[BaseException],
-) -> None:
-    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-    ends = list(itertools.accumulate(map(len, pieces)))
-    _write_encoded(handler, stream, data, lambda: ends, records, reported)
-
-
-def _write_encoded(
-    handler: logging.Handler,
-    stream: DescriptorStream,
-    data: bytes,
-    record_ends: Callable[[], list[int]],
-    records: list[logging.LogRecord],
-    reported: type[BaseException],
-) -> None:
-    """Write ``data``, the encoded ``records``; a failure is reported for
-    each record not written whole, and only for those."""
-    try:
-        stream._write_encoded(data, record_ends)
-    except reported as error:
-        written = getattr(error, "safelog_written", 0)
-        for record, end in zip(records, record_ends()):
-            if end > written:
-                _report_error(handler, record)
+    if texts:
+        stream.write_records(
+            texts,
+            failed=lambda index: _report_error(handler, formatted[index]),
+            reported=reported,
+        )
 
 
 def _report_error(handler: logging.Handler, record: logging.LogRecord) -> None:

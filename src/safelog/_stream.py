@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import codecs
 import io
+import itertools
 import os
 import select
 import socket
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 # Writes up to this size to a pipe are never interleaved with other writers'.
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)  # 512: the POSIX minimum
 _STATELESS_CODECS = frozenset({"utf-8", "ascii", "iso8859-1"})
+# write_records() writes long records (tracebacks) to a file in several
+# writes of whole records, each at most about this long (a longer record
+# alone), rather than copying them all into one buffer.
+_JOINED_MAX = 1 << 20
 
 
 class DescriptorStream(io.TextIOBase):
@@ -166,6 +171,99 @@ class DescriptorStream(io.TextIOBase):
         self._write_encoded(data, written=written)
         return len(text)
 
+    def write_records(
+        self,
+        texts: Sequence[str],
+        *,
+        failed: Callable[[int], object],
+        reported: type[BaseException] = Exception,
+    ) -> None:
+        """Write ``texts`` (records, each with its line end) in order, each
+        whole, in as few ``os.write`` calls as keep each whole: the bytes
+        :meth:`write` writes for each in turn.
+
+        On a regular file they go in one write (up to about 1 MiB; more in
+        several, each of whole records), which ``O_APPEND``, where set,
+        places at the end in one piece.  On a pipe, socket or terminal they go in writes
+        of at most ``PIPE_BUF`` bytes, which the kernel never interleaves
+        with another process's writes; a longer text goes alone, as
+        :meth:`write` writes it.  So no other process's write lands inside
+        one of them, unless a write fails part way (see the class).
+
+        The error of a text that does not encode, or of a write that leaves
+        texts unwritten or half written, is not raised: ``failed(index)`` is
+        called for each text it concerns, from inside the ``except`` clause
+        (so ``sys.exc_info()`` is that error, as
+        ``logging.Handler.handleError`` expects), and the other texts are
+        still written.  ``reported`` is what counts as such an error;
+        anything else propagates, the rest of a half-written text kept as
+        :meth:`write` keeps it.  Not thread-safe, as :meth:`write` is not.
+        """
+        limit = self._whole_write_limit()
+        if limit is None:  # a regular file: O_APPEND keeps any write whole
+            if sum(map(len, texts)) <= _JOINED_MAX:
+                data = self._encode_joined(texts)
+                if data is not None:
+
+                    def record_ends() -> list[int]:  # on a failed write only
+                        lengths = [len(self._encode(text)) for text in texts]
+                        return list(itertools.accumulate(lengths))
+
+                    indexes = range(len(texts))
+                    self._write_joined(data, record_ends, indexes, failed, reported)
+                    return
+            limit = _JOINED_MAX
+        # One by one: a text that does not encode fails alone, a pipe gets
+        # writes it keeps whole, and long texts are not copied all at once.
+        pieces: list[bytes] = []
+        in_pieces: list[int] = []  # the index of the text each piece encodes
+        size = 0
+        for index, text in enumerate(texts):
+            try:
+                data = self._encode(text)
+            except reported:
+                failed(index)
+                continue
+            if pieces and size + len(data) > limit:
+                self._write_pieces(pieces, in_pieces, failed, reported)
+                pieces, in_pieces, size = [], [], 0
+            pieces.append(data)
+            in_pieces.append(index)
+            size += len(data)
+        if pieces:
+            self._write_pieces(pieces, in_pieces, failed, reported)
+
+    def _write_pieces(
+        self,
+        pieces: list[bytes],
+        indexes: list[int],
+        failed: Callable[[int], object],
+        reported: type[BaseException],
+    ) -> None:
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        ends = list(itertools.accumulate(map(len, pieces)))
+        self._write_joined(data, lambda: ends, indexes, failed, reported)
+
+    def _write_joined(
+        self,
+        data: bytes,
+        record_ends: Callable[[], list[int]],
+        indexes: Sequence[int],
+        failed: Callable[[int], object],
+        reported: type[BaseException],
+    ) -> None:
+        """Write ``data``, the texts ``indexes`` of :meth:`write_records`
+        encoded and joined, ending at the offsets ``record_ends()`` gives;
+        ``failed`` is called for each text not written whole, and only for
+        those."""
+        try:
+            self._write_encoded(data, record_ends)
+        except reported as error:
+            written = _written_by(error)
+            for index, end in zip(indexes, record_ends()):
+                if end > written:
+                    failed(index)
+
     def _encode(self, text: str) -> bytes:
         """The bytes :meth:`write` would write for ``text``, for a caller that
         joins several texts into one :meth:`_write_encoded`.
@@ -189,7 +287,7 @@ class DescriptorStream(io.TextIOBase):
                 f"write() argument must be str, not {type(text).__name__}"
             ) from None
 
-    def _encode_joined(self, texts: list[str]) -> bytes | None:
+    def _encode_joined(self, texts: Sequence[str]) -> bytes | None:
         """``b"".join(self._encode(text) for text in texts)``, encoded in one
         go; or None, having encoded nothing, when that could differ: the
         encoding keeps state between texts (a byte order mark), or a text
