@@ -11,13 +11,14 @@ import pathlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
 import safelog
-import safelog._delivery
 from records import log_mixed
-from safelog._handlers import takes_batches
+from safelog._delivery import _batch_handler
+from safelog._handlers import _BatchWritingHandler
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(threadName)s: %(message)s"
 
@@ -47,19 +48,19 @@ def logger() -> Iterator[logging.Logger]:
 
 @pytest.fixture
 def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch the writer hands to write_batch."""
+    """The size of every batch the writer hands to a target at once."""
     sizes: list[int] = []
-    real = safelog._delivery.write_batch
+    real = _BatchWritingHandler._handle_batch
 
     def counting(
-        handler: logging.Handler,
+        handler: _BatchWritingHandler,
         records: Sequence[logging.LogRecord],
         reported: type[BaseException] = Exception,
-    ) -> bool:
+    ) -> None:
         sizes.append(len(records))
-        return real(handler, records, reported)
+        real(handler, records, reported)
 
-    monkeypatch.setattr(safelog._delivery, "write_batch", counting)
+    monkeypatch.setattr(_BatchWritingHandler, "_handle_batch", counting)
     return sizes
 
 
@@ -277,11 +278,58 @@ def test_overridden_emit_not_batched(
         logging.FileHandler(tmp_path / "stdlib.log"),
     ]
     try:
-        assert [False] * len(others) == [takes_batches(h) for h in others]
-        assert takes_batches(safelog.FileHandler(tmp_path / "plain.log"))
+        assert [None] * len(others) == [_batch_handler(h) for h in others]
+        assert _batch_handler(safelog.FileHandler(tmp_path / "plain.log"))
     finally:
         for handler in others:
             handler.close()
+
+
+def test_subclass_methods_decide_batching(
+    logger: logging.Logger, tmp_path: pathlib.Path, batch_sizes: list[int]
+) -> None:
+    """A subclass, or a mixin, with its own handle() or flush() sees each
+    record; one with only its own format() still takes batches, formatted
+    by it."""
+
+    class OwnHandle(safelog.FileHandler):
+        def handle(self, record: logging.LogRecord) -> Any:
+            return super().handle(record)
+
+    class FlushMixin:
+        def flush(self) -> None:
+            super().flush()  # type: ignore[misc]
+
+    class MixedFlush(FlushMixin, safelog.StreamHandler):
+        pass
+
+    class Shouting(safelog.FileHandler):
+        def format(self, record: logging.LogRecord) -> str:
+            return super().format(record).upper()
+
+    read_end, write_end = os.pipe()
+    child_like = safelog.DescriptorStream(write_end, encoding="utf-8")
+    path = tmp_path / "shouting.log"
+    handlers = [
+        OwnHandle(tmp_path / "own.log"),
+        MixedFlush(child_like),  # type: ignore[arg-type]
+        Shouting(path),
+    ]
+    try:
+        assert [None, None] == [_batch_handler(h) for h in handlers[:2]]
+        queued, gate = held(logger, [handlers[2]])
+        for index in range(20):
+            logger.info("r%d", index)
+        gate.opened.set()
+        queued.close()
+        expected = ["HOLD", *(f"R{index}" for index in range(20))]
+        assert expected == path.read_text().splitlines()
+        assert 20 in batch_sizes
+    finally:
+        for handler in handlers:
+            handler.close()
+        os.close(read_end)
+        os.close(write_end)
 
 
 @pytest.mark.skipif(not hasattr(os, "pipe"), reason="needs os.pipe")

@@ -268,7 +268,7 @@ def test_endless_reentrant_logging_ends_reported() -> None:
 # record of 200 KB goes to a full pipe in pieces, and SIGALRM arrives between
 # two of them.  The signal handler logs and calls safelog.flush(), as a
 # SIGTERM handler does before exiting; that delivers its record through the
-# batch path (write_batch) on the thread that is writing the long one.
+# batch path (_handle_batch) on the thread that is writing the long one.
 SIGNAL_FLUSH_IN_LONG_RECORD = """
 import json, logging, os, signal, time
 import safelog

@@ -12,10 +12,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from collections.abc import Sequence, Sized
+from collections.abc import Callable, Sequence, Sized
 from typing import Protocol, Union
-
-from ._handlers import takes_batches, write_batch
 
 __all__ = ["Batch", "Renderings", "flush_targets", "note_record", "render_exception"]
 
@@ -24,6 +22,8 @@ __all__ = ["Batch", "Renderings", "flush_targets", "note_record", "render_except
 Renderings = list[tuple[logging.Formatter, Union[str, Exception]]]
 # A record with its renderings (None when it had no exception to render).
 _Pair = tuple[logging.LogRecord, Union[Renderings, None]]
+# A target's way of handling several records at once (see _batch_handler).
+_HandleBatch = Callable[[list[logging.LogRecord], type[BaseException]], None]
 
 _DEFAULT_FORMATTER = logging.Formatter()
 
@@ -105,12 +105,12 @@ class Batch:
                     stoppable and (progress.takers or progress.inline)
                 ):
                     return False
-                if takes_batches(target):
-                    claimed = _claim_all(unhanded)
-                    eligible = _prepared(target, claimed, reported)
-                    if not eligible or write_batch(target, eligible, reported):
-                        continue
-                    unhanded.extendleft(reversed(claimed))  # it took none after all
+                handle_batch = _batch_handler(target)
+                if handle_batch is not None:
+                    eligible = _prepared(target, _claim_all(unhanded), reported)
+                    if eligible:
+                        handle_batch(eligible, reported)
+                    continue
                 try:
                     claimed = [unhanded.popleft()]
                 except IndexError:
@@ -123,6 +123,18 @@ class Batch:
                             return False
                         report_target_error(target, record)
         return True
+
+
+def _batch_handler(target: logging.Handler) -> _HandleBatch | None:
+    """``target._handle_batch`` if ``target`` handles several records at
+    once now (safelog's stream and file handlers, when they write through a
+    descriptor: see there); None if it takes them one by one."""
+    takes_batch_now = getattr(target, "_takes_batch_now", None)
+    if takes_batch_now is None or not takes_batch_now():
+        return None
+    # None too when uninstall() gave it its standard class back since.
+    handle_batch: _HandleBatch | None = getattr(target, "_handle_batch", None)
+    return handle_batch
 
 
 def _claim_all(unhanded: collections.deque[_Pair]) -> list[_Pair]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -501,7 +502,117 @@ def _plain_descriptor(stream: object) -> int | None:
     return _descriptor_of(layer)
 
 
-class StreamHandler(ForkSafeHandler, _StreamHandlerBase):
+class _BatchWritingHandler(ForkSafeHandler):
+    """What :class:`StreamHandler` and :class:`FileHandler` share: handling
+    at once the records ``safelog.QueueHandler``'s writer took off its queue
+    together (see :meth:`_handle_batch`)."""
+
+    if TYPE_CHECKING:  # from the standard stream handler each subclass is
+        stream: Any
+        terminator: str
+
+    # The class whose emit(), handle() and flush() _handle_batch() stands in
+    # for (one made with writes_batches=True), and whether this class still
+    # has those: a subclass's own, or a mixin's, must see each record.
+    _batch_model: ClassVar[type | None] = None
+    _takes_batches: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, writes_batches: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if writes_batches:
+            cls._batch_model = cls
+        model = cls._batch_model
+        cls._takes_batches = model is not None and all(
+            getattr(cls, name) is getattr(model, name)
+            for name in ("emit", "handle", "flush")
+        )
+
+    def _takes_batch_now(self) -> bool:
+        """Whether :meth:`_handle_batch` writes records together now: this
+        class takes batches, and the stream is a :class:`DescriptorStream`
+        (a FileHandler's once open, a StreamHandler's in a forked child)."""
+        return self._takes_batches and type(self.stream) is DescriptorStream
+
+    def _handle_batch(
+        self,
+        records: Sequence[logging.LogRecord],
+        reported: type[BaseException] = Exception,
+    ) -> None:
+        """Handle ``records`` as :meth:`handle` would one at a time, writing
+        them together: for ``safelog.QueueHandler``'s writer, when
+        :meth:`_takes_batch_now`.
+
+        Each record goes through ``filter()`` as in ``handle()``.  Under one
+        acquisition of the handler lock, those that passed are formatted in
+        order and written by :meth:`DescriptorStream.write_records`, each
+        whole, with the bytes ``emit()`` writes record by record.  A record
+        that fails (to filter, format, encode or write) goes to
+        ``handleError``; the others are still written.  ``reported`` is what
+        counts as such a failure (the writer thread passes
+        ``BaseException``); anything else propagates.  Called by the thread
+        that is inside ``emit()`` (a signal handler that flushes the queue),
+        it leaves the records to follow the one in progress, as ``handle()``
+        does.  A stream closed or replaced since :meth:`_takes_batch_now`
+        gets each record through ``emit()``."""
+        passed: Sequence[logging.LogRecord] = records
+        if self.filters or type(self).filter is not logging.Filterer.filter:
+            passed = []
+            for record in records:
+                try:
+                    verdict = self.filter(record)
+                except reported:  # as the writer reports one raised by handle()
+                    _report_error(self, record)
+                    continue
+                if verdict:
+                    # 3.12+: a filter may hand back a replacement record.
+                    passed.append(
+                        verdict if isinstance(verdict, logging.LogRecord) else record
+                    )
+        if passed:
+            # Bound before the lock is taken: uninstall() may give the handler
+            # its standard class back, which has no _write_batch, meanwhile.
+            write = functools.partial(self._write_batch, reported=reported)
+            self._emit_and_catch_up(write, passed)
+
+    def _write_batch(
+        self, records: Sequence[logging.LogRecord], reported: type[BaseException]
+    ) -> None:
+        """What ``emit()`` writes for each of ``records``, with the handler
+        lock held.  ``emit()`` would also call ``flush()``, which has nothing
+        to do on an open DescriptorStream (and on a closed one the write
+        fails already)."""
+        stream: object = self.stream
+        if type(stream) is not DescriptorStream:
+            for record in records:
+                try:
+                    self.emit(record)
+                except reported:
+                    _report_error(self, record)
+            return
+        format_record = self.format
+        formatter = self.formatter
+        if formatter is not None and type(self).format is logging.Handler.format:
+            format_record = formatter.format  # what Handler.format calls
+        terminator = self.terminator
+        texts: list[str] = []
+        formatted: list[logging.LogRecord] = []  # the records texts[i] came from
+        for record in records:
+            try:
+                text = format_record(record) + terminator
+            except reported:  # as emit(): this record only
+                _report_error(self, record)
+                continue
+            texts.append(text)
+            formatted.append(record)
+        if texts:
+            stream.write_records(
+                texts,
+                failed=lambda index: _report_error(self, formatted[index]),
+                reported=reported,
+            )
+
+
+class StreamHandler(_BatchWritingHandler, _StreamHandlerBase, writes_batches=True):
     """``logging.StreamHandler`` that a forked child can use at once.
 
     Outside of fork it is the standard handler.  In a forked child, a stream
@@ -525,9 +636,6 @@ class StreamHandler(ForkSafeHandler, _StreamHandlerBase):
     was writing is the parent's.
     """
 
-    # The emit() that write_batch() stands in for (see there).
-    _batch_emit: ClassVar[Callable[..., None]] = logging.StreamHandler.emit
-
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._register_for_fork()
@@ -536,7 +644,7 @@ class StreamHandler(ForkSafeHandler, _StreamHandlerBase):
         _write_past_inherited_stream(self)
 
 
-class FileHandler(ForkSafeHandler, _FileHandlerBase):
+class FileHandler(_BatchWritingHandler, _FileHandlerBase, writes_batches=True):
     """``logging.FileHandler`` that writes each record in one ``os.write``.
 
     Same signature, attributes and output bytes as the standard handler.  The
@@ -551,8 +659,6 @@ class FileHandler(ForkSafeHandler, _FileHandlerBase):
     one, but another process's record may land right after its first part
     (see :class:`DescriptorStream`).
     """
-
-    _batch_emit: ClassVar[Callable[..., None]] = logging.FileHandler.emit
 
     def __init__(
         self,
@@ -598,122 +704,6 @@ class FileHandler(ForkSafeHandler, _FileHandlerBase):
         set_append(stream.fileno())
         # Typed as the stdlib's stream; it is a text stream with the same API.
         return cast(io.TextIOWrapper, stream)
-
-
-def write_batch(
-    handler: logging.Handler,
-    records: Sequence[logging.LogRecord],
-    reported: type[BaseException] = Exception,
-) -> bool:
-    """Handle ``records`` on ``handler`` as ``handler.handle()`` would one at
-    a time, writing them together; return False, having done nothing, when
-    ``handler`` cannot take them that way.  For ``safelog.QueueHandler``'s
-    writer.
-
-    ``handler`` takes a batch when it is a safelog :class:`StreamHandler` or
-    :class:`FileHandler` (or a subclass) whose ``handle``, ``emit`` and
-    ``flush`` are the standard ones, and whose stream is a
-    :class:`DescriptorStream` (a FileHandler's once open, a StreamHandler's
-    in a forked child).  Then each record goes through ``filter()`` as in
-    ``handle()``; under one acquisition of the handler lock each record that
-    passed is formatted in order, and they are written whole and in order by
-    :meth:`DescriptorStream.write_records`, so another process's write never
-    lands inside a record.  The bytes are those that ``handle()`` writes
-    record by record.  A record that fails to format or encode goes
-    to ``handleError`` and the others are still written; a failed write
-    goes to ``handleError`` for each record in it.  ``reported`` is what
-    counts as a failure of one record (the writer thread passes
-    ``BaseException``); anything else propagates.
-    """
-    if not takes_batches(handler):
-        return False
-    stream_handler = cast(_StreamHandlerBase, handler)
-    passed: Sequence[logging.LogRecord] = records
-    if handler.filters or type(handler).filter is not logging.Filterer.filter:
-        passed = []
-        for record in records:
-            try:
-                verdict = handler.filter(record)
-            except reported:  # as the writer reports one raised by handle()
-                _report_error(handler, record)
-                continue
-            if verdict:
-                # 3.12+: a filter may hand back a replacement record.
-                passed.append(
-                    verdict if isinstance(verdict, logging.LogRecord) else record
-                )
-        if not passed:
-            return True
-
-    def write(records: Sequence[logging.LogRecord]) -> None:
-        stream: object = stream_handler.stream
-        if type(stream) is DescriptorStream:
-            _write_whole_records(stream_handler, stream, records, reported)
-        else:  # closed or replaced since the check: emit() takes each
-            for record in records:
-                try:
-                    handler.emit(record)
-                except reported:
-                    _report_error(handler, record)
-
-    cast(ForkSafeHandler, handler)._emit_and_catch_up(write, passed)
-    return True
-
-
-# The flush() of the standard stream handler, and FileHandler's, which only
-# skips a lock where there is nothing to flush.
-_STANDARD_FLUSHES = (
-    logging.StreamHandler.flush,
-    ForkSafeHandler.flush,
-    FileHandler.flush,
-)
-
-
-def takes_batches(handler: logging.Handler) -> bool:
-    """Whether :func:`write_batch` would take records for ``handler`` now."""
-    cls = type(handler)
-    standard_emit = getattr(cls, "_batch_emit", None)
-    return (
-        standard_emit is not None
-        and cls.emit is standard_emit  # not a subclass's own emit()
-        and cls.handle is ForkSafeHandler.handle
-        and cls.flush in _STANDARD_FLUSHES
-        and type(getattr(handler, "stream", None)) is DescriptorStream
-    )
-
-
-def _write_whole_records(
-    handler: _StreamHandlerBase,
-    stream: DescriptorStream,
-    records: Sequence[logging.LogRecord],
-    reported: type[BaseException],
-) -> None:
-    """What ``StreamHandler.emit`` writes for each record, in as few writes
-    as keep each record whole.  Called with the handler lock held.
-
-    ``emit`` also calls ``flush()``, which does nothing on an open
-    DescriptorStream (and a closed one fails the write already)."""
-    format_record = handler.format
-    formatter = handler.formatter
-    if formatter is not None and type(handler).format is logging.Handler.format:
-        format_record = formatter.format  # what Handler.format calls
-    terminator = handler.terminator
-    texts: list[str] = []
-    formatted: list[logging.LogRecord] = []  # the records texts[i] came from
-    for record in records:
-        try:
-            text = format_record(record) + terminator
-        except reported:  # as emit(): this record only
-            _report_error(handler, record)
-            continue
-        texts.append(text)
-        formatted.append(record)
-    if texts:
-        stream.write_records(
-            texts,
-            failed=lambda index: _report_error(handler, formatted[index]),
-            reported=reported,
-        )
 
 
 def _report_error(handler: logging.Handler, record: logging.LogRecord) -> None:

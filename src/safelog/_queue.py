@@ -218,7 +218,7 @@ class QueueHandler(logging.Handler):
     ``KeyboardInterrupt`` included, goes to that target's ``handleError``
     for that record; the other targets and the writer carry on.  A
     ``safelog.FileHandler`` target gets the records queued together in one
-    ``os.write`` (see ``_handlers.write_batch``).
+    ``os.write`` (see ``FileHandler._handle_batch``).
 
     Fork: before ``fork()`` the writer stops after the record in its hands
     (within the shared fork timeout, see :func:`safelog.set_fork_timeout`),
