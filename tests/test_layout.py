@@ -97,19 +97,6 @@ def test_finds_an_import_of_a_sibling() -> None:
     ] == _imports_of_sibling(source, "_install")
 
 
-def _modules_install_imports() -> list[str]:
-    """``_install.py`` and the sibling modules it imports: the parts it runs."""
-    tree = ast.parse((PACKAGE / "_install.py").read_text(encoding="utf-8"))
-    names = {"_install"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module is None:
-                names.update(alias.name for alias in node.names)
-            else:
-                names.add(node.module)
-    return sorted(f"{name}.py" for name in names)
-
-
 #: Lines from a function's ``def`` to its last line, docstring included.
 LONGEST_FUNCTION = 60
 
@@ -126,10 +113,11 @@ def _longer_functions(source: str, limit: int) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("module", _modules_install_imports(), ids=str)
-def test_install_functions_fit_on_a_screen(module: str) -> None:
-    """No function in install()'s modules is longer than LONGEST_FUNCTION
-    lines: one that is does more than one thing, and hides which.  (Other
-    modules join once theirs are as short.)"""
+@pytest.mark.parametrize(
+    "module", sorted(path.name for path in PACKAGE.glob("*.py")), ids=str
+)
+def test_functions_fit_on_a_screen(module: str) -> None:
+    """No function in the package is longer than LONGEST_FUNCTION lines: one
+    that is does more than one thing, and hides which."""
     source = (PACKAGE / module).read_text(encoding="utf-8")
     assert [] == _longer_functions(source, LONGEST_FUNCTION)
