@@ -307,6 +307,9 @@ def test_close_interrupted_by_ctrl_c_leaves_callers_unhurt(
         REPORT
         + f"""
 import logging, os, signal, threading, time, safelog
+# SIGINT may be ignored from birth (a suite started in the background by a
+# shell without job control); this scenario needs Python's own handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 busy = threading.Event()
 class Slow(safelog.FileHandler):
     def emit(self, record):
