@@ -578,7 +578,7 @@ def test_converted_handler_carries_what_a_new_one_has(
 ) -> None:
     """A converted handler has every instance attribute a new safelog
     handler of its class has, of the same type, and none its class does not
-    know (install() sets them up by hand, in _inplace._safelog_state); one
+    know (install() gives it the class's _safelog_state, as __init__ does); one
     that is given its standard class back still runs safelog's handle(): a
     thread may have entered it just before uninstall()."""
     monkeypatch.chdir(tmp_path)

@@ -102,9 +102,40 @@ class ForkSafeHandler(logging.Handler):
     # this class overrides (see __init_subclass__).
     _locks_through_methods = False
 
+    @classmethod
+    def _safelog_state(cls, handler: Any) -> dict[str, Any]:
+        """The instance attributes this class keeps beyond those the standard
+        class it replaces sets, with fresh values for ``handler``, made from
+        what the standard ``__init__`` set (``baseFilename``, ``stream``...).
+
+        The one list of them: a new handler gets them in its ``__init__``
+        (:meth:`_register_for_fork`), and ``install()`` gives them to a
+        standard handler it converts in place, before its class changes (so
+        this is a class method: zero-argument ``super()`` would refuse an
+        instance of the standard class).  A subclass that keeps more extends
+        it, calling ``super()``; a test compares a converted handler with a
+        new one, for every class ``install()`` converts.  It builds values
+        only: no fork registration, no change to ``handler``.
+
+        The attributes ``handle()`` reads are instance attributes, even those
+        equal to the class's defaults: a thread that entered safelog's
+        ``handle()`` just before ``uninstall()`` gave the handler its
+        standard class back reads them after."""
+        return {
+            "_reentrant": collections.deque(),
+            "_emitting": False,
+            "_owed_after_emit": False,
+            "_locks_through_methods": cls._locks_through_methods,
+            # Its process: in another one, a fork ran no at-fork hook.
+            "_owner_pid": os.getpid(),
+        }
+
     def _register_for_fork(self) -> None:
-        self._reentrant = collections.deque()
-        self._owner_pid = os.getpid()
+        """What every safelog handler's ``__init__`` ends with, after the
+        standard ``__init__``: the state of :meth:`_safelog_state`, then a
+        place in the fork steps."""
+        for name, value in self._safelog_state(self).items():
+            setattr(self, name, value)
         _atfork.register(self)
 
     def _notice_hookless_fork(self) -> None:

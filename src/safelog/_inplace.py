@@ -7,7 +7,8 @@ and in every variable that holds them.
 * *converts* it, when its class is exactly a standard class that safelog
   replaces: under its own lock, the handler's ``__class__`` becomes the
   safelog class, and it gets the attributes that class's ``__init__`` would
-  have set (:func:`_safelog_state`); ``uninstall()`` gives the class back;
+  have set (the class's ``_safelog_state``); ``uninstall()`` gives the class
+  back;
 * keeps the class of a standard ``MemoryHandler`` or ``BufferingHandler``,
   for which safelog has none, and empties its buffer in a forked child
   (:class:`BufferDrop`);
@@ -22,12 +23,10 @@ handler is converted.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import io
 import logging
 import logging.handlers
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -35,16 +34,8 @@ from typing import Any
 
 from . import _atfork, _replacements
 from ._handlers import ForkSafeHandler, set_append
-from ._network import Outage, SocketHandler, SysLogHandler
 from ._report import ReportDraft
-from ._rotating import (
-    LOCK_FILE_SUFFIX,
-    InterProcessLock,
-    SharedRotation,
-    TimedRotatingFileHandler,
-)
 from ._stream import DescriptorStream
-from ._watched import WatchedFileHandler
 
 __all__ = [
     "CONVERTIBLE",
@@ -254,7 +245,8 @@ class Conversion:
         safelog_class = _replacements.safelog_class_for(self.original_class)
         assert safelog_class is not None
         assert issubclass(safelog_class, ForkSafeHandler)
-        state = _safelog_state(handler, safelog_class)
+        # Built first: a failure leaves the handler as it was.
+        state = safelog_class._safelog_state(handler)
         # In a forked child the stream's buffer may be the parent's, locked
         # for ever: the child step below replaces the stream instead.
         stream = _descriptor_stream(handler) if not forked else None
@@ -365,59 +357,6 @@ def _flush_within(stream: Any, timeout: float) -> bool:
     if failures:
         raise failures[0]
     return True
-
-
-def _safelog_state(
-    handler: Any, safelog_class: type[ForkSafeHandler]
-) -> dict[str, Any]:
-    """The instance attributes that ``safelog_class.__init__`` sets beyond
-    what the standard class's ``__init__`` set on ``handler``.
-
-    Written out by hand, class by class: the values depend on the handler
-    (its file, its stream) and must be fresh for each one, so they cannot be
-    copied from a throwaway instance.  A test compares a converted handler's
-    attributes with a new instance's, for every class in ``CONVERTIBLE``."""
-    # What safelog's handle() reads, as instance attributes (class defaults
-    # otherwise): a thread that entered it just before uninstall() reads
-    # them after the class is back.
-    state: dict[str, Any] = {
-        "_reentrant": collections.deque(),
-        "_emitting": False,
-        "_owed_after_emit": False,
-        "_locks_through_methods": safelog_class._locks_through_methods,
-        # Its process: in another one, a fork ran no at-fork hook.
-        "_owner_pid": os.getpid(),
-    }
-    if issubclass(safelog_class, SharedRotation):
-        state["_file_lock"] = InterProcessLock(handler.baseFilename + LOCK_FILE_SUFFIX)
-        stream = handler.stream
-        state["_open_file"] = None if stream is None else _open_file_identity(stream)
-    if issubclass(safelog_class, TimedRotatingFileHandler):
-        # The schedule the handler kept (rolloverAt) is the standard rule's,
-        # made from the file at the path: other processes may refine it.
-        state["_schedule_of"] = None
-        state["_schedule_from_init"] = True
-        try:
-            found = os.stat(handler.baseFilename)
-        except OSError:
-            state["_init_file"] = None
-        else:
-            state["_init_file"] = (found.st_dev, found.st_ino)
-    if issubclass(safelog_class, WatchedFileHandler):
-        state["_opened_before"] = handler.stream is not None
-    if issubclass(safelog_class, (SocketHandler, SysLogHandler)):
-        state["_outage"] = Outage()
-    if issubclass(safelog_class, SocketHandler):
-        state["_connect_error"] = ""
-    return state
-
-
-def _open_file_identity(stream: object) -> tuple[int, int] | None:
-    try:
-        opened = os.fstat(stream.fileno())  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
-        return None
-    return opened.st_dev, opened.st_ino
 
 
 # --- a buffering handler, whose class stays ------------------------------------------

@@ -104,6 +104,12 @@ class _ReportsDrops(ForkSafeHandler):
         as it is logged: nothing else to flush)."""
         self._report_drops("flush()")
 
+    @classmethod
+    def _safelog_state(cls, handler: Any) -> dict[str, Any]:
+        state = super()._safelog_state(handler)
+        state["_outage"] = Outage()
+        return state
+
     def _forget_parents_drops(self) -> None:
         """In a forked child: the parent reports its own drops."""
         self._outage = Outage()
@@ -156,11 +162,19 @@ class SocketHandler(_ReportsDrops, logging.handlers.SocketHandler):
     sent by that thread only, never by the child.
     """
 
+    # Why the last connect failed, for the report of the records dropped
+    # meanwhile.
+    _connect_error: str
+
     def __init__(self, host: str, port: int | None) -> None:
         super().__init__(host, port)
-        self._outage = Outage()
-        self._connect_error = ""
         self._register_for_fork()
+
+    @classmethod
+    def _safelog_state(cls, handler: Any) -> dict[str, Any]:
+        state = super()._safelog_state(handler)
+        state["_connect_error"] = ""
+        return state
 
     def makeSocket(self, timeout: float = 1) -> Socket:
         """Connect as the standard handler does; remember why a connect
@@ -265,7 +279,6 @@ class SysLogHandler(_ReportsDrops, logging.handlers.SysLogHandler):
         socktype: SocketKind | None = None,
     ) -> None:
         super().__init__(address, facility, socktype)
-        self._outage = Outage()
         self._register_for_fork()
 
     def _start_afresh_in_child(self) -> None:

@@ -139,9 +139,13 @@ class SharedRotation(FileHandler):
     # (st_dev, st_ino) of the file that self.stream writes to.
     _open_file: tuple[int, int] | None = None
 
-    def _share_with_other_processes(self) -> None:
-        self._file_lock = InterProcessLock(self.baseFilename + LOCK_FILE_SUFFIX)
-        self._register_for_fork()
+    @classmethod
+    def _safelog_state(cls, handler: Any) -> dict[str, Any]:
+        state = super()._safelog_state(handler)
+        state["_file_lock"] = InterProcessLock(handler.baseFilename + LOCK_FILE_SUFFIX)
+        stream = handler.stream
+        state["_open_file"] = None if stream is None else _open_file_identity(stream)
+        return state
 
     def _open(self) -> Any:
         stream = super()._open()
@@ -237,6 +241,16 @@ class SharedRotation(FileHandler):
                     lock.close()
 
 
+def _open_file_identity(stream: Any) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file ``stream`` writes to; None if it has no
+    descriptor to ask (a converted handler's stream may be any object)."""
+    try:
+        opened = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return opened.st_dev, opened.st_ino
+
+
 def _is_regular(status: os.stat_result) -> bool:
     return stat.S_ISREG(status.st_mode)
 
@@ -310,7 +324,7 @@ class RotatingFileHandler(SharedRotation, logging.handlers.RotatingFileHandler):
         logging.handlers.RotatingFileHandler.__init__(
             self, filename, mode, maxBytes, backupCount, encoding, delay, errors
         )
-        self._share_with_other_processes()
+        self._register_for_fork()
 
     def _rollover_due(self, status: os.stat_result, length: int) -> bool:
         size = status.st_size
@@ -462,6 +476,13 @@ class TimedRotatingFileHandler(
     missing (Windows) there is no lock: one process per file.
     """
 
+    # The file whose schedule self.rolloverAt is, agreed with the others.
+    _schedule_of: tuple[int, int] | None
+    # Whether self.rolloverAt is still the one the standard __init__ computed.
+    _schedule_from_init: bool
+    # The file the standard rule took its modification time from.
+    _init_file: tuple[int, int] | None
+
     def __init__(
         self,
         filename: Any,
@@ -487,15 +508,23 @@ class TimedRotatingFileHandler(
             atTime,
             errors,
         )
-        # The file whose schedule self.rolloverAt is, agreed with the others.
-        self._schedule_of: tuple[int, int] | None = None
-        self._schedule_from_init = True
-        # The file the standard rule above took its modification time from.
-        self._init_file: tuple[int, int] | None = None
-        with contextlib.suppress(OSError):
-            found = os.stat(self.baseFilename)
-            self._init_file = (found.st_dev, found.st_ino)
-        self._share_with_other_processes()
+        self._register_for_fork()
+
+    @classmethod
+    def _safelog_state(cls, handler: Any) -> dict[str, Any]:
+        state = super()._safelog_state(handler)
+        # The schedule the standard __init__ computed (rolloverAt) follows
+        # the standard rule, from the file at the path; no other process has
+        # agreed to it yet.
+        state["_schedule_of"] = None
+        state["_schedule_from_init"] = True
+        try:
+            found = os.stat(handler.baseFilename)
+        except OSError:
+            state["_init_file"] = None
+        else:
+            state["_init_file"] = (found.st_dev, found.st_ino)
+        return state
 
     def _schedule_key(self) -> str:
         # Handlers configured differently must not adopt each other's times.

@@ -46,6 +46,12 @@ class WatchedFileHandler(FileHandler, logging.handlers.WatchedFileHandler):
         )
         self._register_for_fork()
 
+    @classmethod
+    def _safelog_state(cls, handler: Any) -> dict[str, Any]:
+        state = super()._safelog_state(handler)
+        state["_opened_before"] = handler.stream is not None
+        return state
+
     def _open(self) -> Any:
         mode = self.mode
         if self._opened_before:
