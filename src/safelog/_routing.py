@@ -28,15 +28,16 @@ A ``Logger`` subclass that overrides ``callHandlers`` runs its own code,
 unrouted; ``install()`` reports it.
 
 The writer must know the logger a record was logged on, and the queue
-carries only a record's class and a copy of its ``__dict__``.  So, for the
-length of the put, the record's ``__dict__`` holds that logger under the
-private key ``_safelog_origin``, and the queue's copy takes it along; the key
-leaves the record when the put returns, and leaves the copy in the
-dispatcher, before any handler sees it.  Only another thread handling the
-very same record object at that instant could see the key (logging makes a
-record per call).  A carrier record made for the queue alone would leave the
-logged record untouched, but copy its ``__dict__`` twice per log call, on
-the path ``queue=True`` exists to keep short (measured: a tenth slower).
+carries only a record's class and a copy of its ``__dict__``.  So the
+logger is handed to the queue beside the record
+(``QueueHandler._emit_carrying``), which puts it in that copy alone, under
+the private key ``_safelog_origin``; the dispatcher takes it out before any
+handler sees the record.  The logged record is never touched: no filter,
+handler or formatter, nor anything reading the record while it is queued (a
+record class's ``getMessage``), sees the key.  It costs nothing on the
+calling thread beyond the copy the queue makes anyway; a carrier record made
+for the queue alone would copy the ``__dict__`` twice per log call, on the
+path ``queue=True`` exists to keep short (measured: a tenth slower).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class _Dispatcher(logging.Handler):
 class QueueRouting:
     """``install(queue=True)`` in force."""
 
-    queue_handler: logging.Handler
+    queue_handler: QueueHandler
     replaced: CallHandlers
     """What ``Logger.callHandlers`` was before: the standard one, unless
     another library had replaced it first."""
@@ -127,11 +128,9 @@ def _call_handlers_through_queue(self: logging.Logger, record: Any) -> None:
         return
     if record.exc_info and not record.exc_text:
         _cache_exc_text(self, record)
-    record.__dict__[_ORIGIN] = self
-    try:
-        routing.queue_handler.handle(record)
-    finally:
-        record.__dict__.pop(_ORIGIN, None)
+    # Emitted, not handled: the shared handler has no filters to run, since
+    # nothing but this module holds it.
+    routing.queue_handler._emit_carrying(record, _ORIGIN, self)
 
 
 def _cache_exc_text(logger: logging.Logger, record: logging.LogRecord) -> None:
