@@ -334,6 +334,72 @@ def test_queue_routes_records_through_the_writer_thread(
     child.removeHandler(quiet)
 
 
+def test_queue_routing_never_shows_the_origin_on_a_record(
+    logger: logging.Logger,
+) -> None:
+    """install(queue=True) carries the logger a record was logged on in the
+    queue's copy alone: the logged record's __dict__ is the same during and
+    after the put, and no filter, formatter or handler on the writer sees a
+    key the logging call did not give the record."""
+    seen: list[tuple[str, str, frozenset[str]]] = []
+
+    def note(where: str, record: logging.LogRecord) -> None:
+        thread = threading.current_thread().name
+        seen.append((thread, where, frozenset(record.__dict__)))
+
+    class Watched(logging.LogRecord):
+        # Called on the logging thread during the put too: the queue merges
+        # a list argument into the message at call time.
+        def getMessage(self) -> str:
+            note("getMessage", self)
+            return super().getMessage()
+
+    class Formatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            note("formatter", record)
+            return super().format(record)
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            note("handler", record)
+            self.format(record)
+
+    def handler_filter(record: logging.LogRecord) -> bool:
+        note("filter", record)
+        return True
+
+    logged: dict[str, object] = {}
+
+    def logger_filter(record: logging.LogRecord) -> bool:
+        logged.update(record.__dict__)
+        return True
+
+    # Made here, after pytest gave each logger that does not propagate its
+    # capturing handlers, whose formatting would add keys of its own.
+    isolated = logging.getLogger(logger.name + ".isolated")
+    isolated.propagate = False
+    recorder = Recorder()
+    recorder.addFilter(handler_filter)
+    recorder.setFormatter(Formatter())
+    isolated.addHandler(recorder)
+    isolated.addFilter(logger_filter)
+    record = Watched(isolated.name, logging.WARNING, __file__, 1, "%s", (["a"],), None)
+
+    safelog.install(queue=True)
+    isolated.handle(record)
+    safelog.flush()
+
+    keys = frozenset(logged)
+    assert logged == record.__dict__
+    assert [
+        (threading.current_thread().name, "getMessage", keys),
+        ("safelog-writer", "filter", keys),
+        ("safelog-writer", "handler", keys),
+        ("safelog-writer", "formatter", keys),
+        ("safelog-writer", "getMessage", keys),
+    ] == seen
+
+
 # --- in a child interpreter: threads, fork, os._exit ---------------------------
 
 # Runs first in every fork scenario: stdout and stderr become one pipe that a
