@@ -32,12 +32,12 @@ carries only a record's class and a copy of its ``__dict__``.  So the
 logger is handed to the queue beside the record
 (``QueueHandler._emit_carrying``), which puts it in that copy alone, under
 the private key ``_safelog_origin``; the dispatcher takes it out before any
-handler sees the record.  The logged record is never touched: no filter,
-handler or formatter, nor anything reading the record while it is queued (a
-record class's ``getMessage``), sees the key.  It costs nothing on the
-calling thread beyond the copy the queue makes anyway; a carrier record made
-for the queue alone would copy the ``__dict__`` twice per log call, on the
-path ``queue=True`` exists to keep short (measured: a tenth slower).
+handler sees the record.  The logged record never holds the key: no
+filter, handler or formatter, nor anything reading the record while it is
+queued (a record class's ``getMessage``), sees it.  On the calling thread
+that is one entry added to the copy the queue makes anyway; a carrier record
+made for the queue alone would copy the ``__dict__`` twice per log call, on
+the path ``queue=True`` exists to keep short (measured: a tenth slower).
 """
 
 from __future__ import annotations
