@@ -241,6 +241,27 @@ def test_import_inspects_the_live_configuration(tmp_path: Path) -> None:
     ] == names
 
 
+def test_import_judges_a_handler_whose_place_reads_like_another_name(
+    tmp_path: Path,
+) -> None:
+    """--import judges every handler even when one is named like the place
+    of another ("app[0]"): neither hides the other."""
+    (tmp_path / "app.py").write_text(
+        "import logging, safelog\n"
+        "unsafe = logging.FileHandler('app.log', delay=True)\n"
+        "unsafe.set_name('app[0]')\n"
+        "logging.getLogger().addHandler(unsafe)\n"
+        "logging.getLogger('app').addHandler(safelog.StreamHandler())\n"
+    )
+    outcome = doctor("--import", "app", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    names = [line.split(": ")[:3] for line in outcome.stdout.splitlines()[:-1]]
+    assert [
+        ["app[0]", "NOT fork-safe", "logging.FileHandler"],
+        ["app[0]#2", "fork-safe", "safelog.StreamHandler"],
+    ] == sorted(names)
+
+
 def test_unknown_and_subclassed_handlers_are_not_passed(tmp_path: Path) -> None:
     """A class that cannot be imported, and a subclass of a stdlib handler,
     are reported as not fork-safe, without a replacement."""

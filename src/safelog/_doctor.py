@@ -334,6 +334,12 @@ def check_live_config() -> list[Finding]:
             name = (
                 handler.name if handler.name and handler.name not in handlers else where
             )
+            # A place can read like a name given earlier ("app[0]"): each
+            # handler needs an entry of its own, or one is judged for both.
+            first, copy = name, 1
+            while name in handlers:
+                copy += 1
+                name = f"{first}#{copy}"
             names[id(handler)] = name
             # Entered before its targets, so a cycle of handlers ends here.
             handlers[name] = {"()": type(handler)}
