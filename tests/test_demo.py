@@ -15,13 +15,17 @@ from safelog.__main__ import main
 
 def test_demo_reports_both_runs_and_safelog_is_clean() -> None:
     """The demo runs the stdlib and safelog handlers, stream and file, reports
-    one line each, and exits 0 because every safelog child logged cleanly."""
+    one line each, and exits 0 because every safelog child logged cleanly,
+    under a non-UTF-8 PYTHONIOENCODING too."""
     outcome = scenario.run(
         "import sys; from safelog.__main__ import main; sys.exit(main())",
         # A child that logs and exits takes milliseconds; 3 s leaves room
         # for a stalled machine.  Four runs, each bounded by forks x 0.02 s +
         # the timeout + 5 s of slack.
         args=("demo", "--handler=both", "--forks=10", "--timeout=3"),
+        # Records hold two-byte characters: the demo's children write them
+        # as UTF-8 whatever the environment says.
+        env={"PYTHONIOENCODING": "latin-1", "PYTHONUTF8": "0"},
         timeout=60,
     )
 
@@ -66,6 +70,17 @@ def test_describe_leads_with_hung_children() -> None:
     assert _demo.describe(outcome) == (
         "2 of 5 children hung (killed after 2 s); 3 logged, 0 lost, "
         "0 duplicated, 0 torn"
+    )
+
+
+def test_describe_counts_records_no_one_logged() -> None:
+    """A record in the log that no child or thread logged is named: a run
+    called unclean always shows why."""
+    outcome = _demo.RunOutcome("safelog", "file", 2.0, _result(unexpected=2))
+
+    assert _demo.describe(outcome) == (
+        "5 of 5 children logged; 0 hung, 0 lost, 0 duplicated, 0 torn, "
+        "2 records no one logged"
     )
 
 

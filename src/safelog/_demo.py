@@ -184,6 +184,8 @@ def describe(outcome: RunOutcome) -> str:
         f"{result.duplicated} duplicated",
         f"{result.torn} torn",
     ]
+    if result.unexpected:
+        counts.append(f"{result.unexpected} records no one logged")
     if result.other_lines:
         counts.append(f"{result.other_lines} unexpected lines of output")
     return f"{lead}; {', '.join(counts)}"
@@ -242,8 +244,13 @@ def _run_scenario_interpreter(
             ["-c", _SCENARIO, *argv],
             # PYTHONUNBUFFERED makes sys.stderr's binary layer an unbuffered
             # FileIO, which has no lock and so no hazard; the demo shows the
-            # usual default.
-            env={"PYTHONUNBUFFERED": None},
+            # usual default.  The records hold two-byte characters, which the
+            # tally reads as UTF-8, whatever the locale or PYTHONIOENCODING.
+            env={
+                "PYTHONUNBUFFERED": None,
+                "PYTHONUTF8": "1",
+                "PYTHONIOENCODING": "utf-8",
+            },
             stderr=stderr_file,
         )
     finished = _harness.finish(process, limit)
