@@ -26,7 +26,7 @@ from safelog._harness import ScenarioResult, Tally
 
 #: Shared by every scenario here: the harness, a summary line, and a pipe.
 PRELUDE = """
-import dataclasses, io, json, logging, os, pathlib, sys, threading, time
+import dataclasses, io, json, logging, os, pathlib, re, sys, threading, time
 
 import safelog
 from safelog._harness import (
@@ -208,8 +208,10 @@ stop.set()
 busy.join()
 close_write_end()
 drainer.join(10)
+# The printer's lines, their dots gone, leave blank lines: not the records'.
+text = b"".join(received).decode("utf-8", "replace")
 tally = count_records(
-    b"".join(received).decode("utf-8", "replace"),
+    re.sub("\\n+", "\\n", text).lstrip("\\n"),
     [f"c{{k}}:0" for k in children.exited_ok()],
 )
 print_summary(tally, forks=forks, hung=children.hung, failed=children.failed())

@@ -44,7 +44,7 @@ def test_count_records_finds_lost_duplicated_torn_unexpected_and_other() -> None
         lost=2,  # p0:2 has no line end, and p0:3 is not there at all
         duplicated=1,
         torn=2,
-        other=["Traceback (most recent call last):"],
+        other=["Traceback (most recent call last):", ""],
         unexpected=1,
     )
     assert expected == tally
@@ -60,6 +60,17 @@ def test_a_log_of_whole_records_is_clean() -> None:
 
     assert Tally(lost=0, duplicated=0, torn=0, other=[]) == tally
     assert tally.clean
+
+
+def test_a_line_end_written_twice_is_not_clean() -> None:
+    """A blank line is a line end written twice (a buffer holding only the
+    last record's line end, flushed by parent and child): not clean."""
+    log = record_line("p0:0") + "\n\n" + record_line("p0:1") + "\n"
+
+    tally = count_records(log, ["p0:0", "p0:1"])
+
+    assert [""] == tally.other
+    assert not tally.clean
 
 
 def test_record_lines_vary_in_length_and_hold_two_byte_characters() -> None:

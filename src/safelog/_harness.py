@@ -410,8 +410,8 @@ def count_records(text: str, expected: Iterable[str]) -> Tally:
     A line counts as a record only when it is exactly the record its id
     names, so a line spliced from pieces of two records is torn, never a
     record, and both records it holds pieces of are lost.  A record is whole
-    only with its line end: one after the last line end is torn.  Blank lines
-    are ignored."""
+    only with its line end: one after the last line end is torn.  Any other
+    line, a blank one included (a line end written twice), is ``other``."""
     *lines, unterminated = text.split("\n")
     seen: collections.Counter[str] = collections.Counter()
     torn: list[str] = []
@@ -422,7 +422,8 @@ def count_records(text: str, expected: Iterable[str]) -> Tally:
             seen[match.group(1)] += 1
         else:
             _sort_out(line, torn, other)
-    _sort_out(unterminated, torn, other)  # even a whole record, with no line end
+    if unterminated:  # even a whole record, with no line end
+        _sort_out(unterminated, torn, other)
     expected_ids = set(expected)
     lost = sorted(expected_ids - seen.keys())
     duplicated = sorted(rid for rid, copies in seen.items() if copies > 1)
@@ -445,5 +446,5 @@ def count_records(text: str, expected: Iterable[str]) -> Tally:
 def _sort_out(line: str, torn: list[str], other: list[str]) -> None:
     if _RECORD_PIECE.search(line):
         torn.append(line)
-    elif line.strip():
+    else:
         other.append(line)
