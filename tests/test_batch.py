@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
+from unittest import mock
 
 import pytest
 
 import safelog
+import scenario
 from records import log_mixed
 from safelog._delivery import _batch_handler
 from safelog._handlers import _BatchWritingHandler
@@ -424,3 +426,151 @@ def test_long_records_split_between_whole_records(
     assert 2 < len(writes) < 9
     for data in writes:
         assert data.endswith(b"\n")
+
+
+def test_emit_patched_after_the_class_was_made_sees_each_record(
+    logger: logging.Logger, tmp_path: pathlib.Path
+) -> None:
+    """An emit() put on the class later (mock.patch.object, instrumentation
+    wrapping it) is called for each queued record, as handle() calls it."""
+    emitted: list[str] = []
+
+    def spy(self: logging.Handler, record: logging.LogRecord) -> None:
+        emitted.append(record.getMessage())
+
+    class Mine(safelog.FileHandler):
+        pass
+
+    for patched in (safelog.FileHandler, Mine):
+        emitted.clear()
+        target = Mine(tmp_path / f"{patched.__name__}.log")
+        with mock.patch.object(patched, "emit", spy):
+            queued, gate = held(logger, [target])
+            for index in range(3):
+                logger.info("r%d", index)
+            gate.opened.set()
+            queued.close()
+        logger.removeHandler(queued)
+        target.close()
+        assert ["hold", "r0", "r1", "r2"] == emitted, patched
+
+
+def test_a_wrapper_forwarding_attributes_gets_its_own_handle_called(
+    logger: logging.Logger, tmp_path: pathlib.Path
+) -> None:
+    """A target that forwards unknown attributes to a safelog FileHandler
+    (``__getattr__``) is judged by its own class: its handle() sees each
+    record, and may drop one."""
+
+    class Redacting(logging.Handler):
+        def __init__(self, inner: logging.Handler) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def handle(self, record: logging.LogRecord) -> Any:
+            if "password" in record.getMessage():
+                return False
+            return self.inner.handle(record)
+
+    path = tmp_path / "redacted.log"
+    inner = safelog.FileHandler(path)
+    inner.setFormatter(logging.Formatter("%(message)s"))
+    queued = safelog.QueueHandler([Redacting(inner)])
+    logger.addHandler(queued)
+    logger.info("public")
+    logger.info("password=hunter2")
+    queued.close()
+    inner.close()
+    assert ["public"] == path.read_text().splitlines()
+
+
+def test_uninstall_during_a_batch_costs_no_record() -> None:
+    """install() and uninstall() in a loop while a thread logs through a
+    QueueHandler to a converted FileHandler: the class changes between the
+    writer's look at it and the batch, yet every record is written once and
+    the writer never fails."""
+    result = scenario.run_json(
+        """
+        import json, logging, os, sys, tempfile, threading, time
+        import safelog
+
+        sys.setswitchinterval(1e-5)  # switch threads often: widen the race
+        path = os.path.join(tempfile.mkdtemp(), "raced.log")
+        failures = []
+
+        class Reporting(safelog.QueueHandler):
+            def handleError(self, record):
+                failures.append(repr(sys.exc_info()[1]))
+
+        target = logging.FileHandler(path)
+        target.setFormatter(logging.Formatter("%(message)s"))
+        converted = logging.getLogger("converted")
+        converted.propagate = False
+        converted.addHandler(target)
+        queued = Reporting([target])
+        source = logging.getLogger("source")
+        source.propagate = False
+        source.addHandler(queued)
+        stop = threading.Event()
+        sent = [0]
+
+        def log():
+            while not stop.is_set() and sent[0] < 2_000_000:
+                for _ in range(200):
+                    source.warning("m%d", sent[0])
+                    sent[0] += 1
+                time.sleep(0.0005)
+
+        thread = threading.Thread(target=log)
+        thread.start()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not failures:
+            safelog.install(std_streams=False)
+            time.sleep(0.0003)
+            safelog.uninstall()
+        stop.set()
+        thread.join()
+        queued.close()
+        with open(path) as log_file:
+            written = log_file.read().splitlines()
+        expected = [f"m{index}" for index in range(sent[0])]
+        print(json.dumps({"failures": failures[:3], "exact": written == expected}))
+        """,
+        timeout=60,
+    )
+    assert {"failures": [], "exact": True} == result
+
+
+def test_a_target_without_a_lock_loses_no_record_silently(
+    logger: logging.Logger, tmp_path: pathlib.Path
+) -> None:
+    """A FileHandler subclass whose createLock() leaves ``lock`` None: each
+    queued record is written (before 3.13, as the standard handle() skips a
+    None lock) or reported to its handleError (3.13+, where ``with None``
+    raises), never lost with the writer."""
+    failed: list[str] = []
+
+    class NoLock(safelog.FileHandler):
+        def createLock(self) -> None:
+            self.lock = None  # type: ignore[assignment]
+
+        def handleError(self, record: logging.LogRecord) -> None:
+            failed.append(record.getMessage())
+
+    path = tmp_path / "unlocked.log"
+    target = NoLock(path)
+    target.setFormatter(logging.Formatter("%(message)s"))
+    queued = safelog.QueueHandler([target])
+    logger.addHandler(queued)
+    for index in range(3):
+        logger.info("r%d", index)
+    queued.flush()
+    written = path.read_text().splitlines()
+    assert ["r0", "r1", "r2"] == sorted(written + failed)
+    logger.removeHandler(queued)
+    queued.close()
+    target.lock = threading.RLock()  # so that close() can take it
+    target.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Sequence, Sized
 from typing import Protocol, Union
@@ -108,8 +109,14 @@ class Batch:
                 handle_batch = _batch_handler(target)
                 if handle_batch is not None:
                     eligible = _prepared(target, _claim_all(unhanded), reported)
-                    if eligible:
-                        handle_batch(eligible, reported)
+                    try:
+                        if eligible:
+                            handle_batch(eligible, reported)
+                    except reported:  # not one record's (taking the lock): each
+                        if progress.forked_away:
+                            return False
+                        for record in eligible:
+                            report_target_error(target, record)
                     continue
                 try:
                     claimed = [unhanded.popleft()]
@@ -128,12 +135,16 @@ class Batch:
 def _batch_handler(target: logging.Handler) -> _HandleBatch | None:
     """``target._handle_batch`` if ``target`` handles several records at
     once now (safelog's stream and file handlers, when they write through a
-    descriptor: see there); None if it takes them one by one."""
-    takes_batch_now = getattr(target, "_takes_batch_now", None)
-    if takes_batch_now is None or not takes_batch_now():
+    descriptor: see there); None if it takes them one by one.
+
+    Looked up on the class, never the instance: a handler that forwards
+    unknown attributes to another (``__getattr__``) would answer with that
+    one's methods, and its own ``handle()`` would be skipped."""
+    cls = type(target)
+    takes_batch_now = getattr(cls, "_takes_batch_now", None)
+    if takes_batch_now is None or not takes_batch_now(target):
         return None
-    # None too when uninstall() gave it its standard class back since.
-    handle_batch: _HandleBatch | None = getattr(target, "_handle_batch", None)
+    handle_batch: _HandleBatch = functools.partial(cls._handle_batch, target)  # type: ignore[attr-defined]
     return handle_batch
 
 

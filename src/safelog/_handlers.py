@@ -216,13 +216,7 @@ class ForkSafeHandler(logging.Handler):
         (before 3.13), and skips a lock ``createLock()`` set to None (before
         3.13; from 3.13 ``with None`` raises ``TypeError``)."""
         with self._held():
-            self._emitting = True
-            try:
-                self.emit(record)
-            finally:
-                self._emitting = False
-                if self._owed_after_emit:
-                    self._catch_up()
+            self._write_marked(self.emit, record)
         return passed
 
     def _emit_and_catch_up(self, write: Callable[[Any], None], records: Any) -> None:
@@ -233,13 +227,18 @@ class ForkSafeHandler(logging.Handler):
             self._defer(records)
             return
         with self._held():
-            self._emitting = True
-            try:
-                write(records)
-            finally:
-                self._emitting = False
-                if self._owed_after_emit:
-                    self._catch_up()
+            self._write_marked(write, records)
+
+    def _write_marked(self, write: Callable[[Any], None], records: Any) -> None:
+        """``write(records)``, the handler lock held, marked as emitting;
+        then what was logged re-entrantly meanwhile."""
+        self._emitting = True
+        try:
+            write(records)
+        finally:
+            self._emitting = False
+            if self._owed_after_emit:
+                self._catch_up()
 
     @contextlib.contextmanager
     def _held(self) -> Iterator[None]:
@@ -542,27 +541,31 @@ class _BatchWritingHandler(ForkSafeHandler):
         stream: Any
         terminator: str
 
-    # The class whose emit(), handle() and flush() _handle_batch() stands in
-    # for (one made with writes_batches=True), and whether this class still
-    # has those: a subclass's own, or a mixin's, must see each record.
-    _batch_model: ClassVar[type | None] = None
-    _takes_batches: ClassVar[bool] = False
+    # The emit(), handle() and flush() that _handle_batch() stands in for:
+    # those of the class made with writes_batches=True, as they were then.
+    # Compared on every batch, not once per class, so that one of a
+    # subclass, of a mixin, or patched in later (mock.patch.object,
+    # instrumentation wrapping logging.FileHandler.emit) sees each record.
+    _batch_methods: ClassVar[
+        tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]] | None
+    ] = None
 
     def __init_subclass__(cls, *, writes_batches: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if writes_batches:
-            cls._batch_model = cls
-        model = cls._batch_model
-        cls._takes_batches = model is not None and all(
-            getattr(cls, name) is getattr(model, name)
-            for name in ("emit", "handle", "flush")
-        )
+            cls._batch_methods = (cls.emit, cls.handle, cls.flush)
 
     def _takes_batch_now(self) -> bool:
-        """Whether :meth:`_handle_batch` writes records together now: this
-        class takes batches, and the stream is a :class:`DescriptorStream`
-        (a FileHandler's once open, a StreamHandler's in a forked child)."""
-        return self._takes_batches and type(self.stream) is DescriptorStream
+        """Whether :meth:`_handle_batch` writes records together now: the
+        class still has the standard ``emit()``, ``handle()`` and
+        ``flush()``, and the stream is a :class:`DescriptorStream` (a
+        FileHandler's once open, a StreamHandler's in a forked child)."""
+        cls = type(self)
+        methods = getattr(cls, "_batch_methods", None)  # None once uninstall()ed
+        if methods is None or type(self.stream) is not DescriptorStream:
+            return False
+        emit, handle, flush = methods
+        return cls.emit is emit and cls.handle is handle and cls.flush is flush
 
     def _handle_batch(
         self,
@@ -583,7 +586,8 @@ class _BatchWritingHandler(ForkSafeHandler):
         ``BaseException``); anything else propagates.  Called by the thread
         that is inside ``emit()`` (a signal handler that flushes the queue),
         it leaves the records to follow the one in progress, as ``handle()``
-        does.  A stream closed or replaced since :meth:`_takes_batch_now`
+        does.  A stream closed or replaced since :meth:`_takes_batch_now`,
+        or a handler ``uninstall()`` gave its standard class back meanwhile,
         gets each record through ``emit()``."""
         passed: Sequence[logging.LogRecord] = records
         if self.filters or type(self).filter is not logging.Filterer.filter:
@@ -599,11 +603,32 @@ class _BatchWritingHandler(ForkSafeHandler):
                     passed.append(
                         verdict if isinstance(verdict, logging.LogRecord) else record
                     )
-        if passed:
-            # Bound before the lock is taken: uninstall() may give the handler
-            # its standard class back, which has no _write_batch, meanwhile.
-            write = functools.partial(self._write_batch, reported=reported)
-            self._emit_and_catch_up(write, passed)
+        if not passed:
+            return
+        # Found on this class now: uninstall() may give the handler its
+        # standard class back, which has none of these, before the lock.
+        write = functools.partial(
+            _BatchWritingHandler._write_batch, self, reported=reported
+        )
+        if self._owner_pid != _getpid():
+            self._notice_hookless_fork()
+        lock = self.lock
+        if lock is None or self._locks_through_methods:
+            self._emit_and_catch_up(write, passed)  # as handle() locks
+            return
+        with lock:
+            # uninstall() changes the class only under this lock: checked
+            # once it is held, the class stays for the whole batch.
+            if not isinstance(self, _BatchWritingHandler):
+                for record in passed:
+                    try:
+                        self.emit(record)
+                    except reported:
+                        _report_error(self, record)
+            elif self._emitting:  # this thread, inside emit(), holds the lock
+                self._defer(passed)
+            else:
+                self._write_marked(write, passed)
 
     def _write_batch(
         self, records: Sequence[logging.LogRecord], reported: type[BaseException]
