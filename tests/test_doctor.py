@@ -101,6 +101,23 @@ def test_fix_output_is_fork_safe_and_configures(tmp_path: Path) -> None:
     assert "converted\n" == (tmp_path / "app.log").read_text()
 
 
+def test_fix_names_every_handler_it_leaves_unsafe(tmp_path: Path) -> None:
+    """--fix exits 1 only with a reason on standard error: also for a queue
+    it converted whose target is not in the configuration."""
+    config = {
+        "version": 1,
+        "handlers": {
+            "queue": {"class": "logging.handlers.QueueHandler", "handlers": ["fiel"]},
+        },
+        "root": {"handlers": ["queue"]},
+    }
+    (tmp_path / "typo.json").write_text(json.dumps(config))
+    outcome = doctor("typo.json", "--fix", cwd=tmp_path)
+    assert 1 == outcome.returncode, outcome.describe()
+    assert "queue: NOT fork-safe" in outcome.stderr
+    assert "'fiel'" in outcome.stderr
+
+
 def test_fix_drops_the_stdlib_queue_keys(tmp_path: Path) -> None:
     """--fix drops "queue", "listener" and "respect_handler_level", which
     safelog.QueueHandler owns itself, and keeps level and formatter."""

@@ -707,6 +707,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         parser.error(str(error))
     sys.stdout.write(text)
+    # Every handler the result leaves unsafe is named, with or without a
+    # note from the conversion (a queue whose target is missing has none).
+    noted = {note.partition(": ")[0] for note in notes}
+    notes += [f.line() for f in findings if not f.fork_safe and f.name not in noted]
     for note in notes:
         print(f"{parser.prog}: {note}", file=sys.stderr)
     return 0 if all(finding.fork_safe for finding in findings) else 1

@@ -265,10 +265,16 @@ def _log_in_child_and_exit(
     sys.exit(0)
 
 
+#: Records each logging thread logs at most: a scenario whose main thread
+#: stalls must not fill the disk meanwhile.
+MOST_RECORDS_PER_THREAD = 1_000_000
+
+
 class LoggingThreads:
     """``count`` threads that log records ``p<thread>:<n>`` through
-    ``logger`` without pause from construction until :meth:`stop`.  Daemon
-    threads: a scenario that dies does not wait for them."""
+    ``logger`` without pause from construction until :meth:`stop` (or
+    ``MOST_RECORDS_PER_THREAD`` each).  Daemon threads: a scenario that dies
+    does not wait for them."""
 
     def __init__(self, logger: logging.Logger, count: int) -> None:
         self._stop = threading.Event()
@@ -282,7 +288,7 @@ class LoggingThreads:
 
     def _log(self, logger: logging.Logger, index: int) -> None:
         seq = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and seq < MOST_RECORDS_PER_THREAD:
             logger.info(record_line(f"p{index}:{seq}"))
             seq += 1
             self._logged[index] = seq  # kept right even if a call raises
