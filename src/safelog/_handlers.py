@@ -589,24 +589,11 @@ class _BatchWritingHandler(ForkSafeHandler):
         does.  A stream closed or replaced since :meth:`_takes_batch_now`,
         or a handler ``uninstall()`` gave its standard class back meanwhile,
         gets each record through ``emit()``."""
-        passed: Sequence[logging.LogRecord] = records
-        if self.filters or type(self).filter is not logging.Filterer.filter:
-            passed = []
-            for record in records:
-                try:
-                    verdict = self.filter(record)
-                except reported:  # as the writer reports one raised by handle()
-                    _report_error(self, record)
-                    continue
-                if verdict:
-                    # 3.12+: a filter may hand back a replacement record.
-                    passed.append(
-                        verdict if isinstance(verdict, logging.LogRecord) else record
-                    )
+        # Found on this class, not the handler's: uninstall() may give the
+        # handler its standard class back, which has neither, before the lock.
+        passed = _BatchWritingHandler._passing(self, records, reported)
         if not passed:
             return
-        # Found on this class now: uninstall() may give the handler its
-        # standard class back, which has none of these, before the lock.
         write = functools.partial(
             _BatchWritingHandler._write_batch, self, reported=reported
         )
@@ -629,6 +616,27 @@ class _BatchWritingHandler(ForkSafeHandler):
                 self._defer(passed)
             else:
                 self._write_marked(write, passed)
+
+    def _passing(
+        self, records: Sequence[logging.LogRecord], reported: type[BaseException]
+    ) -> Sequence[logging.LogRecord]:
+        """The records ``filter()`` passes, each as it hands it back; one
+        whose filter raises goes to ``handleError``."""
+        if not self.filters and type(self).filter is logging.Filterer.filter:
+            return records
+        passed = []
+        for record in records:
+            try:
+                verdict = self.filter(record)
+            except reported:  # as the writer reports one raised by handle()
+                _report_error(self, record)
+                continue
+            if verdict:
+                # 3.12+: a filter may hand back a replacement record.
+                passed.append(
+                    verdict if isinstance(verdict, logging.LogRecord) else record
+                )
+        return passed
 
     def _write_batch(
         self, records: Sequence[logging.LogRecord], reported: type[BaseException]
