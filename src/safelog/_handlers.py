@@ -607,11 +607,7 @@ class _BatchWritingHandler(ForkSafeHandler):
             # uninstall() changes the class only under this lock: checked
             # once it is held, the class stays for the whole batch.
             if not isinstance(self, _BatchWritingHandler):
-                for record in passed:
-                    try:
-                        self.emit(record)
-                    except reported:
-                        _report_error(self, record)
+                _emit_each(self, passed, reported)
             elif self._emitting:  # this thread, inside emit(), holds the lock
                 self._defer(passed)
             else:
@@ -647,11 +643,7 @@ class _BatchWritingHandler(ForkSafeHandler):
         fails already)."""
         stream: object = self.stream
         if type(stream) is not DescriptorStream:
-            for record in records:
-                try:
-                    self.emit(record)
-                except reported:
-                    _report_error(self, record)
+            _emit_each(self, records, reported)
             return
         format_record = self.format
         formatter = self.formatter
@@ -768,6 +760,21 @@ class FileHandler(_BatchWritingHandler, _FileHandlerBase, writes_batches=True):
         set_append(stream.fileno())
         # Typed as the stdlib's stream; it is a text stream with the same API.
         return cast(io.TextIOWrapper, stream)
+
+
+def _emit_each(
+    handler: logging.Handler,
+    records: Sequence[logging.LogRecord],
+    reported: type[BaseException],
+) -> None:
+    """``emit()`` for each of ``records``, the handler lock held: a batch's
+    way when its stream or class changed since it was taken.  A record whose
+    ``emit()`` raises a ``reported`` goes to ``handleError``."""
+    for record in records:
+        try:
+            handler.emit(record)
+        except reported:
+            _report_error(handler, record)
 
 
 def _report_error(handler: logging.Handler, record: logging.LogRecord) -> None:

@@ -315,22 +315,16 @@ class QueueHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Queue a copy of ``record`` for the targets, unfiltered; take no
         lock (in inline mode, deliver it before returning)."""
-        self._queue_copy(record, None, None)
+        self._emit_carrying(record, None, None)
 
     def _emit_carrying(
-        self, record: logging.LogRecord, key: str, value: object
-    ) -> None:
-        """:meth:`emit`, with ``key: value`` added to the queued copy of
-        ``record.__dict__`` and nowhere else: the caller's record, and
-        whatever reads it during the call, never shows the key.  How
-        ``install(queue=True)`` hands its dispatcher, this handler's one
-        target, the logger a record was logged on."""
-        self._queue_copy(record, key, value)
-
-    def _queue_copy(
         self, record: logging.LogRecord, key: str | None, value: object
     ) -> None:
-        """The body of :meth:`emit` (``key`` None) and :meth:`_emit_carrying`."""
+        """:meth:`emit`, with ``key: value`` (unless ``key`` is None) added
+        to the queued copy of ``record.__dict__`` and nowhere else: the
+        caller's record, and whatever reads it during the call, never shows
+        the key.  How ``install(queue=True)`` hands its dispatcher, this
+        handler's one target, the logger a record was logged on."""
         try:
             copied = record.__dict__.copy()
             if key is not None:

@@ -184,10 +184,10 @@ class DescriptorStream(io.TextIOBase):
 
         On a regular file they go in one write (up to about 1 MiB; more in
         several, each of whole records), which ``O_APPEND``, where set,
-        places at the end in one piece.  On a pipe, socket or terminal they go in writes
-        of at most ``PIPE_BUF`` bytes, which the kernel never interleaves
-        with another process's writes; a longer text goes alone, as
-        :meth:`write` writes it.  So no other process's write lands inside
+        places at the end in one piece.  On a pipe, socket or terminal they
+        go in writes of at most ``PIPE_BUF`` bytes, which the kernel never
+        interleaves with another process's writes; a longer text goes
+        alone, as :meth:`write` writes it.  So no other process's write lands inside
         one of them, unless a write fails part way (see the class).
 
         The error of a text that does not encode, or of a write that leaves
