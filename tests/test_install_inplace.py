@@ -403,19 +403,19 @@ print(json.dumps([counts, lines]))
     assert expected == sorted(lines)
 
 
-def test_install_holds_no_logging_lock_while_a_handler_is_busy() -> None:
-    """While install() waits for a handler another thread keeps busy,
-    getLogger() and fork() in other threads do not wait for it."""
-    outcome = scenario.run_ok(
-        """
+# A thread keeps a handler busy (its lock held, for up to 4 s, until
+# `release`) while another thread's install() waits for that handler.
+_INSTALL_WAITS_FOR_A_BUSY_HANDLER = """
 import json, logging, os, threading, time, warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
 import safelog
+from safelog._harness import wait_for_children
 inside, release = threading.Event(), threading.Event()
 class Slow(logging.Formatter):
     def format(self, record):
-        inside.set()
-        release.wait(4)  # holds the handler lock meanwhile
+        if record.getMessage() == "slow":
+            inside.set()
+            release.wait(4)  # holds the handler lock meanwhile
         return super().format(record)
 handler = logging.StreamHandler(open(os.devnull, "w"))
 handler.setFormatter(Slow())
@@ -428,6 +428,15 @@ inside.wait(10)
 installer = threading.Thread(target=safelog.install)
 installer.start()
 time.sleep(0.5)  # install() is waiting for the handler by now
+"""
+
+
+def test_install_holds_no_logging_lock_while_a_handler_is_busy() -> None:
+    """While install() waits for a handler another thread keeps busy,
+    getLogger() and fork() in other threads do not wait for it."""
+    outcome = scenario.run_ok(
+        _INSTALL_WAITS_FOR_A_BUSY_HANDLER
+        + """
 start = time.monotonic()
 logging.getLogger("created.meanwhile")
 get_logger = time.monotonic() - start
@@ -510,29 +519,8 @@ def test_install_in_a_child_forked_while_a_parent_thread_was_in_install() -> Non
     a busy handler) can call install() itself: it does not wait for the
     parent thread's locks."""
     outcome = scenario.run_ok(
-        """
-import json, logging, os, threading, time, warnings
-warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-import safelog
-from safelog._harness import wait_for_children
-inside, release = threading.Event(), threading.Event()
-class Slow(logging.Formatter):
-    def format(self, record):
-        if record.getMessage() == "slow":
-            inside.set()
-            release.wait(4)  # holds the handler lock meanwhile
-        return super().format(record)
-handler = logging.StreamHandler(open(os.devnull, "w"))
-handler.setFormatter(Slow())
-logger = logging.getLogger("app")
-logger.propagate = False
-logger.addHandler(handler)
-busy = threading.Thread(target=logger.warning, args=("slow",))
-busy.start()
-inside.wait(10)
-installer = threading.Thread(target=safelog.install)
-installer.start()
-time.sleep(0.5)  # install() is waiting for the handler by now
+        _INSTALL_WAITS_FOR_A_BUSY_HANDLER
+        + """
 pid = os.fork()
 if pid == 0:
     safelog.install()
