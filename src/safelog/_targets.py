@@ -93,11 +93,6 @@ class Targets:
         self._reported: set[str] = set()
         self._all: tuple[logging.Handler, ...] | None = None
 
-    @property
-    def complete(self) -> bool:
-        """Whether every name is bound (or refused for good)."""
-        return self._all is not None
-
     def check(self, owner: logging.Handler, names: object) -> None:
         """From ``dictConfig``: raise ``ValueError`` for a name that the
         configuration does not have, or targets that lead back to ``owner``.
